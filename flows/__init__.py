@@ -1,0 +1,1 @@
+"""Prefect flows: orchestrate (one environment), promote (one environment to the next), drift."""

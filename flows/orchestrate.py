@@ -1,0 +1,230 @@
+"""The orchestrator flow: deploy one environment's components in dependency order.
+
+The flow is the scheduler (DESIGN §4). It keeps the ready set in a ``Scheduler``, submits
+at most ``max_parallel`` component tasks, waits for the first to finish
+(``concurrent.futures.wait(..., FIRST_COMPLETED)``) and releases that component's
+dependents at once: no phase barriers, and no worker thread held by a waiting task.
+Among ready components the one with the longest remaining path (weighted by its median
+duration from run history) starts first.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import statistics
+from typing import Any, Literal
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
+from prefect.context import FlowRunContext
+from prefect.futures import PrefectFuture
+from prefect.runtime import flow_run as current_flow_run
+from prefect.states import Completed, Failed, State
+from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import quote
+
+from strataflow import graph as graphs
+from strataflow import progress, server, state
+from strataflow.actor import resolve_actor
+from strataflow.config import load_platform
+from strataflow.report import ComponentReport, RunReport, markdown
+from strataflow.runner import Job, Result
+from strataflow.state import ComponentRecord, RunRecord, now
+from tasks.deploy import deploy_component
+
+MAX_PARALLEL = 64
+DEFAULT_DURATION = 60.0
+"""Expected seconds of a component with no history (only its rank among peers matters)."""
+
+
+def _run_name() -> str:
+    params = current_flow_run.parameters
+    cloud = params.get("cloud") or "default cloud"
+    return f"{params.get('action', 'apply')} {params.get('env')} ({cloud})"
+
+
+def expected_durations(records: dict[str, ComponentRecord]) -> tuple[dict[str, float], float]:
+    """Each component's median apply duration, and the default for those without history."""
+    known = {name: d for name, r in records.items() if (d := r.expected_duration()) is not None}
+    default = statistics.median(known.values()) if known else DEFAULT_DURATION
+    return known, default
+
+
+@flow(
+    name="orchestrate",
+    flow_run_name=_run_name,
+    task_runner=ThreadPoolTaskRunner(max_workers=MAX_PARALLEL),
+    persist_result=False,
+    validate_parameters=True,
+)
+def orchestrate(
+    env: str,
+    cloud: str | None = None,
+    select: str | None = None,
+    action: Literal["plan", "apply", "destroy"] = "apply",
+    max_parallel: int = 8,
+    resume: bool = False,
+    config_dir: str = "config",
+    force: bool = False,
+    sandbox: bool = False,
+    actor: str | None = None,
+    wait_lock: float = 0.0,
+) -> State:
+    """Plan, apply or destroy environment ``env`` (a subset with ``select``) as one flow run."""
+    logger = get_run_logger()
+    actor = resolve_actor(actor)
+    platform = load_platform(config_dir)
+    environment = platform.environment(env)
+    cloud = platform.cloud_for(environment, cloud)
+    context = FlowRunContext.get()
+    flow_run_id = str(context.flow_run.id) if context and context.flow_run else None
+    graph, selected = graphs.select_components(platform, env, cloud, select)
+    if resume:
+        previous_run, redo = state.resume_plan(env, cloud)
+        action = previous_run.action  # type: ignore[assignment]
+        selected = set(redo) & set(graph.upstream)
+        logger.info("resuming %s: %s", previous_run.flow_run_id, ", ".join(sorted(selected)) or "nothing left to do")
+    work = graph.subgraph(selected)
+    if action == "destroy":
+        work = work.reversed()
+    records = state.latest_components(env, cloud, graph.nodes)
+    durations, default = expected_durations(records)
+    sandbox_info = server.sandbox(cloud) if sandbox else None
+    started = now()
+    report = RunReport(env=env, cloud=cloud, action=action, status="running", flow_run_id=flow_run_id, started_at=started)
+    run_record = RunRecord(
+        env=env, cloud=cloud, action=action, status="running", flow_run_id=flow_run_id, actor=actor,
+        started_at=started, select=select, planned=work.order(),
+        detail={"resume": resume, "force": force, "sandbox": sandbox},
+    )
+    lock = state.environment_lock(env, cloud, flow_run_id, actor, wait_lock) if action != "plan" else _no_lock()
+    with lock:
+        if action != "plan":
+            state.write_run(run_record)
+        scheduler = graphs.Scheduler(work, min(max(1, max_parallel), MAX_PARALLEL), work.priorities(durations, default))
+        results = _schedule(
+            scheduler, work, graph, records, report,
+            dict(platform=platform, env=environment, cloud=cloud, action=action, force=force,
+                 flow_run_id=flow_run_id, actor=actor, sandbox=sandbox_info, state_dir=server.home()),
+        )
+        report.finished_at = now()
+        report.status = "failed" if report.failed else "cancelled" if any(c.status == "cancelled" for c in report.components.values()) else "succeeded"
+        if action != "plan":
+            run_record.status = report.status
+            run_record.finished_at = report.finished_at
+            run_record.components = {n: c.status for n, c in report.components.items()}
+            state.write_run(run_record)
+    _publish(report, work, results)
+    payload = report.to_json()
+    if report.status != "succeeded":
+        failed = ", ".join(report.failed) or "cancelled"
+        return Failed(message=f"{action} {env} ({cloud}) failed: {failed}", data=payload)
+    return Completed(message=f"{action} {env} ({cloud}) succeeded", data=payload)
+
+
+class _no_lock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _schedule(
+    scheduler: graphs.Scheduler,
+    work: graphs.Graph,
+    full: graphs.Graph,
+    records: dict[str, ComponentRecord],
+    report: RunReport,
+    job_args: dict[str, Any],
+) -> dict[str, Result]:
+    """Run the ready set until nothing is left; fill ``report`` as components finish."""
+    action = job_args["action"]
+    results: dict[str, Result] = {}
+    in_flight: dict[concurrent.futures.Future[Any], tuple[str, PrefectFuture[Any]]] = {}
+    submitted: dict[str, PrefectFuture[Any]] = {}
+    order = work.order()
+    progress_id = create_progress_artifact(0.0, description=f"{action} {job_args['env'].name}: components finished")
+    try:
+        while not scheduler.finished:
+            for name in scheduler.start():
+                future = _submit(name, full, records, results, submitted, job_args)
+                submitted[name] = future
+                in_flight[future.wrapped_future] = (name, future)  # type: ignore[attr-defined]
+                progress.emit(name, "running")
+            if not in_flight:
+                break
+            done, _ = concurrent.futures.wait(list(in_flight), return_when=concurrent.futures.FIRST_COMPLETED)
+            for raw in done:
+                name, future = in_flight.pop(raw)
+                result = _result_of(future, name)
+                results[name] = result
+                report.components[name] = result.report
+                progress.emit(name, result.report.status, report=result.report)
+                for skipped in scheduler.finish(name, result.report.status != "failed"):
+                    because = scheduler.skipped[skipped]
+                    report.components[skipped] = ComponentReport(status="skipped", skipped_because=because)
+                    progress.emit(skipped, "skipped", report=report.components[skipped])
+            update_progress_artifact(progress_id, 100.0 * len(report.components) / max(1, len(order)))
+    except BaseException:
+        for raw, (name, future) in in_flight.items():
+            raw.cancel()
+            report.components[name] = ComponentReport(status="cancelled", error="the run was interrupted")
+        raise
+    finally:
+        for name in order:
+            if name not in report.components:
+                report.components[name] = ComponentReport(status="cancelled", error="never started")
+        report.components = {name: report.components[name] for name in order}
+    return results
+
+
+def _submit(
+    name: str,
+    full: graphs.Graph,
+    records: dict[str, ComponentRecord],
+    results: dict[str, Result],
+    submitted: dict[str, PrefectFuture[Any]],
+    job_args: dict[str, Any],
+) -> PrefectFuture[Any]:
+    env, cloud, action = job_args["env"], job_args["cloud"], job_args["action"]
+    upstream_outputs: dict[str, dict[str, Any]] = {}
+    for dep in full.upstream[name]:
+        if dep in results and action == "apply":
+            upstream_outputs[dep] = results[dep].outputs
+        elif dep in records and records[dep].applied is not None and records[dep].state == "applied":
+            upstream_outputs[dep] = dict(records[dep].applied.outputs)  # type: ignore[union-attr]
+    job = Job(name=name, upstream_outputs=upstream_outputs, previous=records.get(name), **job_args)
+    upstream_futures = [submitted[dep] for dep in sorted(full.upstream[name]) if dep in submitted]
+    tags = ["strata", f"env:{env.name}", f"cloud:{cloud}", f"component:{name}", f"action:{action}"]
+    return deploy_component.with_options(task_run_name=f"{action}-{name}", tags=tags).submit(
+        quote(job), wait_for=upstream_futures
+    )
+
+
+def _result_of(future: PrefectFuture[Any], name: str) -> Result:
+    future.wait()
+    state_ = future.state
+    data = state_.result(raise_on_failure=False)
+    if isinstance(data, Result):
+        return data
+    message = f"the task crashed: {data!r}" if isinstance(data, BaseException) else f"the task ended {state_.type.value}"
+    return Result(report=ComponentReport(status="failed", error=message), record=None)
+
+
+def _publish(report: RunReport, work: graphs.Graph, results: dict[str, Result]) -> None:
+    next_steps = []
+    if report.failed:
+        next_steps.append(f"fix {', '.join(report.failed)}, then `strata apply {report.env} --cloud {report.cloud} --resume`")
+    elif report.action == "plan":
+        next_steps.append(f"`strata apply {report.env} --cloud {report.cloud}` to apply this plan")
+    else:
+        next_steps.append(f"`strata status {report.env}` to see what is deployed")
+    plans = "\n".join(
+        f"**{name}**\n```\n" + "\n".join(r.summary) + "\n```" for name, r in results.items() if r.summary
+    )
+    body = markdown(report, work, next_steps) + (f"\n\n## Changes\n{plans}" if plans else "")
+    create_markdown_artifact(body, key=f"strata-report-{report.env}-{report.cloud}".lower(), description=f"{report.action} {report.env}")
+
+
+__all__ = ["orchestrate"]

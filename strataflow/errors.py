@@ -1,0 +1,159 @@
+"""The exception tree of strataflow.
+
+Every error strataflow raises on purpose is a ``StrataError``; each carries keyword
+context (``env=``, ``component=``, ...) and knows the command-line exit code it maps to::
+
+    StrataError                       exit 1
+    ├── ConfigError                   exit 2  one or more Problems (file, line, message)
+    │   └── CycleError                        a dependency cycle, printed as its path
+    ├── UsageError                    exit 2  bad command-line input
+    ├── BackendError                  exit 1  a component could not be deployed
+    │   ├── TemplateError                     the template or module is invalid (never retried)
+    │   ├── DeploymentFailed                  the cloud rolled the deployment back / it failed
+    │   ├── TransientError                    throttling, 5xx, timeouts (retried with backoff)
+    │   ├── AccountMismatch                   credentials reach another account/subscription
+    │   ├── ResourceBusy                      another actor is changing the object (lock held)
+    │   └── CommandTimeout                    the component ran past its timeout
+    ├── StateError                    exit 1  the run history cannot answer
+    │   └── NeverApplied                      an upstream's outputs were never recorded
+    ├── LockedError                   exit 4  another run holds the environment
+    ├── ApprovalRejected              exit 3  a promotion was rejected
+    │   └── ApprovalTimeout                   ... or nobody decided in time
+    └── GateRefused                   exit 5  a promotion gate refused
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+
+class StrataError(Exception):
+    """Base of every error strataflow raises on purpose."""
+
+    exit_code: ClassVar[int] = 1
+
+    def __init__(self, message: str, **context: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.context = {k: v for k, v in context.items() if v is not None}
+
+    def __str__(self) -> str:
+        return self.message
+
+    def lines(self) -> list[str]:
+        """The lines the command line prints for this error."""
+        return [f"error: {self.message}"]
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with the configuration, located as precisely as known."""
+
+    file: str
+    line: int | None
+    column: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        return f"{where}: {self.message}"
+
+
+class ConfigError(StrataError):
+    """The configuration (or a command's reference to it) is invalid."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[Problem] | Problem | str, **context: Any) -> None:
+        if isinstance(problems, str):
+            problems = [Problem("config", None, None, problems)]
+        elif isinstance(problems, Problem):
+            problems = [problems]
+        self.problems = sorted(set(problems), key=lambda p: (p.file, p.line or 0, p.message))
+        super().__init__("; ".join(str(p) for p in self.problems), **context)
+
+    def lines(self) -> list[str]:
+        return [f"error: {p}" for p in self.problems]
+
+
+class CycleError(ConfigError):
+    """The components' dependencies form a cycle."""
+
+
+class UsageError(StrataError):
+    """The command line was used wrongly (unknown environment, bad --select, ...)."""
+
+    exit_code = 2
+
+
+class BackendError(StrataError):
+    """A component could not be planned, applied, destroyed or inspected."""
+
+    retryable: ClassVar[bool] = False
+
+
+class TemplateError(BackendError):
+    """The template, module or command definition is invalid; retrying cannot help."""
+
+
+class DeploymentFailed(BackendError):
+    """The cloud accepted the deployment, then it failed (and usually rolled back)."""
+
+
+class TransientError(BackendError):
+    """Throttling, a 5xx or a dropped connection: worth retrying with backoff."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.retry_after = retry_after
+
+
+class AccountMismatch(BackendError):
+    """The credentials reach a different account or subscription than the environment's."""
+
+
+class ResourceBusy(BackendError):
+    """Another actor is changing the object (a stack in progress, a held state lock)."""
+
+
+class CommandTimeout(BackendError):
+    """The component ran longer than its timeout and was stopped."""
+
+
+class StateError(StrataError):
+    """The run history could not be read or written."""
+
+
+class NeverApplied(StateError):
+    """A component needs outputs of an upstream that was never applied in this environment."""
+
+    exit_code = 2
+
+
+class LockedError(StrataError):
+    """Another run holds the environment's lock."""
+
+    exit_code = 4
+
+
+class ApprovalRejected(StrataError):
+    """The promotion was rejected by an approver."""
+
+    exit_code = 3
+
+
+class ApprovalTimeout(ApprovalRejected):
+    """Nobody approved the promotion before the environment's approval timeout."""
+
+
+class GateRefused(StrataError):
+    """A promotion gate refused: the promotion stops before approval and deployment."""
+
+    exit_code = 5

@@ -1,0 +1,93 @@
+"""The progress view of a run: a live table on a terminal, one plain line per change on a pipe."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from types import TracebackType
+from typing import IO, Any
+
+from strataflow import progress
+
+_STYLE = {
+    "running": "cyan",
+    "succeeded": "green",
+    "unchanged": "dim",
+    "planned": "blue",
+    "failed": "bold red",
+    "skipped": "yellow",
+    "cancelled": "magenta",
+}
+
+
+class ProgressView:
+    """Watches ``strataflow.progress`` events while a flow runs in this process."""
+
+    def __init__(self, components: list[str], stream: IO[str] | None = None, live: bool | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.live = self.stream.isatty() if live is None else live
+        self.status: dict[str, str] = dict.fromkeys(components, "waiting")
+        self.started: dict[str, float] = {}
+        self.elapsed: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._unsubscribe = lambda: None
+        self._live: Any = None
+
+    def __enter__(self) -> ProgressView:
+        if self.live:
+            from rich.console import Console
+            from rich.live import Live
+
+            self._live = Live(self._table(), console=Console(file=self.stream), refresh_per_second=4, transient=False)
+            self._live.__enter__()
+        self._unsubscribe = progress.subscribe(self._on_event)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._unsubscribe()
+        if self._live is not None:
+            self._live.update(self._table())
+            self._live.__exit__(kind, exc, tb)
+
+    def _on_event(self, component: str, status: str, details: dict[str, Any]) -> None:
+        with self._lock:
+            self.status[component] = status
+            if status == "running":
+                self.started[component] = time.monotonic()
+            else:
+                report = details.get("report")
+                duration = getattr(report, "duration_s", None)
+                if duration is None and component in self.started:
+                    duration = time.monotonic() - self.started[component]
+                if duration is not None:
+                    self.elapsed[component] = duration
+        if self._live is not None:
+            self._live.update(self._table())
+        else:
+            took = f" {self.elapsed[component]:.1f}s" if component in self.elapsed and status != "running" else ""
+            because = ""
+            report = details.get("report")
+            if status == "skipped" and report is not None:
+                because = f" (because {report.skipped_because} failed)"
+            elif status == "failed" and report is not None and report.error:
+                because = f": {report.error}"
+            print(f"{time.strftime('%H:%M:%S')} {component} {status}{took}{because}", file=self.stream, flush=True)
+
+    def _table(self) -> Any:
+        from rich.table import Table
+
+        table = Table(box=None, show_header=True, header_style="bold")
+        table.add_column("component")
+        table.add_column("state")
+        table.add_column("elapsed", justify="right")
+        now = time.monotonic()
+        with self._lock:
+            for name, status in self.status.items():
+                if status == "running":
+                    seconds = now - self.started.get(name, now)
+                else:
+                    seconds = self.elapsed.get(name, 0.0)
+                elapsed = f"{seconds:.1f}s" if status != "waiting" and name in self.started or name in self.elapsed else ""
+                table.add_row(name, f"[{_STYLE.get(status, 'white')}]{status}[/]", elapsed)
+        return table

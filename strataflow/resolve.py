@@ -1,0 +1,122 @@
+"""Resolving a component for one environment and cloud: parameters, commands, digest.
+
+Pure: the caller supplies upstream outputs and, inside the task only, a secret lookup.
+The digest is computed with secrets left as their reference text, so a secret's value
+never reaches a state record, while a change of template, parameter, upstream output or
+version changes it.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from strataflow import refs
+from strataflow.config import CommandImpl, Environment, Impl, Platform, config_digest
+from strataflow.errors import NeverApplied, StrataError
+
+SecretLookup = Callable[[str], str]
+
+
+class MissingOutput(StrataError):
+    """An upstream's output a component needs is not (yet) known."""
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A component ready to hand to its backend."""
+
+    impl: Impl
+    parameters: dict[str, Any]
+    digest: str
+    secrets: frozenset[str]
+    timeout: float | None
+
+
+def merged_parameters(platform: Platform, env: Environment, name: str, cloud: str) -> dict[str, Any]:
+    """The implementation's parameters with the environment's overrides on top."""
+    impl = platform.components[name].impl(cloud)
+    assert impl is not None
+    return {**impl.parameters, **env.override(name).parameters}
+
+
+def resolve(
+    platform: Platform,
+    env: Environment,
+    cloud: str,
+    name: str,
+    outputs: Mapping[str, Mapping[str, Any]],
+    *,
+    planning: bool = False,
+    secret: SecretLookup | None = None,
+) -> Resolved:
+    """Resolve component ``name``: references substituted, commands quoted, digest computed.
+
+    ``outputs`` holds each upstream's outputs. When planning, an output not known yet
+    becomes ``(known after apply)``; when applying it is an error naming what to do.
+    Without ``secret`` (outside the task), secrets stay as their reference text.
+    """
+    component = platform.components[name]
+    impl = component.impl(cloud)
+    if impl is None:
+        raise StrataError(f"'{name}' has no implementation for {cloud}", component=name)
+    parameters = merged_parameters(platform, env, name, cloud)
+    used: set[str] = set()
+
+    def lookup(ref: refs.Ref, *, reveal: bool) -> Any:
+        if ref.kind == "var":
+            return env.variables[ref.name]
+        if ref.kind == "env":
+            return env.name if ref.name == "name" else cloud
+        if ref.kind == "secret":
+            if not reveal or secret is None:
+                return ref.text
+            value = secret(ref.name)
+            used.add(value)
+            return value
+        upstream = outputs.get(ref.name)
+        if upstream is None or ref.key not in upstream:
+            if planning:
+                return refs.KNOWN_AFTER_APPLY
+            if upstream is None:
+                raise NeverApplied(
+                    f"{name} needs {ref.name}.outputs.{ref.key} but {ref.name} has never been applied in "
+                    f"{env.name} ({cloud}); use --select +{name}",
+                    component=name,
+                    env=env.name,
+                )
+            have = ", ".join(sorted(upstream)) or "none"
+            raise MissingOutput(
+                f"{name} needs {ref.name}.outputs.{ref.key} but {ref.name} has no output '{ref.key}' (it has: {have})",
+                component=name,
+            )
+        return upstream[ref.key]
+
+    def shown(ref: refs.Ref) -> Any:
+        return lookup(ref, reveal=False)
+
+    def real(ref: refs.Ref) -> Any:
+        return lookup(ref, reveal=True)
+
+    digest = config_digest(platform.root, _render_impl(impl, shown), refs.render(parameters, shown), component.version)
+    return Resolved(
+        impl=_render_impl(impl, real),
+        parameters=refs.render(parameters, real),
+        digest=digest,
+        secrets=frozenset(used),
+        timeout=env.override(name).timeout or impl.timeout,
+    )
+
+
+def _render_impl(impl: Impl, lookup: refs.Lookup) -> Impl:
+    """Commands get their references substituted, each value shell-quoted."""
+    if not isinstance(impl, CommandImpl):
+        return impl
+    update = {
+        key: refs.render(getattr(impl, key), lookup, quote=shlex.quote)
+        for key in ("apply", "plan", "destroy")
+        if getattr(impl, key) is not None
+    }
+    return impl.model_copy(update=update)

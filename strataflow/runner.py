@@ -1,0 +1,222 @@
+"""Deploying one component: resolve it, skip it when unchanged, call its backend, build its record.
+
+No Prefect here: the task wraps ``execute`` with a logger, the secret lookup and the state
+write, so this logic is tested without a server. A backend error never escapes: it becomes
+a ``failed`` report, and the record carries the last successful apply forward, so a
+failure never loses what is deployed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from strataflow import backends
+from strataflow.backends.base import Action, ComponentRun, mask
+from strataflow.config import Environment, Platform
+from strataflow.errors import BackendError, StrataError, TransientError
+from strataflow.report import ComponentReport, masked
+from strataflow.resolve import SecretLookup, resolve
+from strataflow.state import DURATIONS_KEPT, Applied, ComponentRecord, DriftRecord, now
+
+RETRIES = 3
+"""Transient errors that reach the runner (the backends retry first) are retried this often."""
+
+
+@dataclass
+class Job:
+    """Everything needed to deploy one component in one run."""
+
+    platform: Platform
+    env: Environment
+    cloud: str
+    name: str
+    action: Action
+    upstream_outputs: dict[str, dict[str, Any]]
+    previous: ComponentRecord | None = None
+    force: bool = False
+    flow_run_id: str | None = None
+    actor: str | None = None
+    sandbox: dict[str, Any] | None = None
+    """Endpoint and credentials of the emulated cloud, when running in the sandbox."""
+    state_dir: Path | None = None
+    credentials: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class Result:
+    report: ComponentReport
+    record: ComponentRecord | None
+    """The new state record, or None when nothing changed (unchanged, plan)."""
+    summary: list[str] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    """Real output values for downstream components (the report's are masked)."""
+
+
+def build_run(job: Job, *, secret: SecretLookup | None, log: Callable[[str], None]) -> tuple[ComponentRun, str]:
+    """The backend's view of the job, and its config digest."""
+    planning = job.action != "apply"
+    resolved = resolve(job.platform, job.env, job.cloud, job.name, job.upstream_outputs, planning=planning, secret=secret)
+    target = job.env.target(job.cloud)
+    credentials = job.credentials
+    if job.sandbox:
+        target = target.model_copy(update={"endpoint_url": job.sandbox["endpoint_url"]})
+        credentials = job.sandbox.get("credentials", {})
+    secrets = resolved.secrets
+    run = ComponentRun(
+        env=job.env.name,
+        cloud=job.cloud,
+        component=job.name,
+        action=job.action,
+        impl=resolved.impl,
+        parameters=resolved.parameters,
+        config_dir=job.platform.root.resolve(),
+        target=target,
+        version=job.platform.components[job.name].version,
+        digest=resolved.digest,
+        flow_run_id=job.flow_run_id,
+        actor=job.actor,
+        timeout=resolved.timeout,
+        sandbox=job.sandbox is not None,
+        credentials=credentials,
+        secrets=secrets,
+        state_dir=job.state_dir,
+        terraform=job.env.terraform,
+        log=lambda line: log(mask(line, secrets)),
+    )
+    return run, resolved.digest
+
+
+def execute(job: Job, *, secret: SecretLookup | None = None, log: Callable[[str], None] = lambda _: None) -> Result:
+    """Plan, apply or destroy one component; never raises for a component failure."""
+    started = now()
+    clock = time.monotonic()
+    secrets: frozenset[str] = frozenset()
+    try:
+        run, digest = build_run(job, secret=secret, log=log)
+        secrets = run.secrets
+        backend = backends.get(run.impl.backend)
+        if _unchanged(job, digest, backend, run):
+            assert job.previous is not None and job.previous.applied is not None
+            log(f"{job.name}: unchanged (digest {digest}); not run again")
+            outputs = dict(job.previous.applied.outputs)
+            if job.previous.applied.sensitive:
+                outputs.update({k: v for k, v in backend.outputs(run).items() if k in job.previous.applied.sensitive})
+            return _result(job, "unchanged", started, clock, outputs, frozenset(job.previous.applied.sensitive), 0, None, None, write=False)
+        outcome = _with_retries(lambda: getattr(backend, job.action)(run), log)
+    except StrataError as exc:
+        message = mask(str(exc), secrets)
+        log(f"{job.name}: {job.action} failed: {message}")
+        return _result(job, "failed", started, clock, {}, frozenset(), 0, message, None)
+    except Exception as exc:  # noqa: BLE001 - a backend bug fails the component, not the run
+        message = mask(f"unexpected {type(exc).__name__}: {exc}", secrets)
+        log(f"{job.name}: {job.action} failed: {message}")
+        return _result(job, "failed", started, clock, {}, frozenset(), 0, message, None)
+    if job.action == "plan":
+        status = "planned"
+    else:
+        status = "unchanged" if outcome.no_changes and job.action == "destroy" else "succeeded"
+    result = _result(job, status, started, clock, outcome.outputs, outcome.sensitive, outcome.changes, None, digest, write=job.action != "plan")
+    result.summary = [mask(line, secrets) for line in outcome.summary]
+    return result
+
+
+def _unchanged(job: Job, digest: str, backend: backends.Backend, run: ComponentRun) -> bool:
+    previous = job.previous
+    if job.force or previous is None or previous.applied is None:
+        return False
+    if job.action == "destroy":
+        return previous.state in ("destroyed", "never")
+    if job.action != "apply" or previous.state != "applied" or previous.applied.digest != digest:
+        return False
+    return backend.exists(run)
+
+
+def _with_retries(call: Callable[[], Any], log: Callable[[str], None]) -> Any:
+    for attempt in range(RETRIES + 1):
+        try:
+            return call()
+        except TransientError as exc:
+            if attempt == RETRIES:
+                raise
+            delay = exc.retry_after if exc.retry_after is not None else min(2.0**attempt, 20.0)
+            log(f"transient error, retrying in {delay:g}s: {exc}")
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def _result(
+    job: Job,
+    status: str,
+    started: Any,
+    clock: float,
+    outputs: dict[str, Any],
+    sensitive: frozenset[str],
+    changes: int,
+    error: str | None,
+    digest: str | None,
+    write: bool = True,
+) -> Result:
+    duration = round(time.monotonic() - clock, 3)
+    finished = now()
+    report = ComponentReport(
+        status=status,  # type: ignore[arg-type]
+        started_at=started,
+        finished_at=finished,
+        duration_s=duration,
+        outputs=masked(outputs, sensitive),
+        changes=changes,
+        error=error,
+    )
+    record = _record(job, status, started, finished, duration, outputs, sensitive, changes, error, digest) if write and job.action != "plan" else None
+    return Result(report=report, record=record, outputs=outputs)
+
+
+def _record(
+    job: Job, status: str, started: Any, finished: Any, duration: float, outputs: dict[str, Any],
+    sensitive: frozenset[str], changes: int, error: str | None, digest: str | None,
+) -> ComponentRecord:
+    """The new state record of an apply or destroy."""
+    previous = job.previous
+    applied = previous.applied if previous else None
+    durations = list(previous.durations) if previous else []
+    if status == "succeeded" and job.action == "apply":
+        assert digest is not None
+        applied = Applied(
+            digest=digest,
+            version=job.platform.components[job.name].version,
+            outputs=masked(outputs, sensitive),
+            sensitive=sorted(sensitive),
+            applied_at=finished,
+            actor=job.actor,
+            flow_run_id=job.flow_run_id,
+        )
+        durations = ([*durations, duration])[-DURATIONS_KEPT:]
+    elif status in ("succeeded", "unchanged") and job.action == "destroy":
+        applied = None
+    return ComponentRecord(
+        env=job.env.name,
+        cloud=job.cloud,
+        component=job.name,
+        action=job.action,
+        status=status,
+        applied=applied,
+        error=error,
+        changes=changes,
+        durations=durations,
+        started_at=started,
+        finished_at=finished,
+        flow_run_id=job.flow_run_id,
+        actor=job.actor,
+        drift=previous.drift if previous and status != "succeeded" else None,
+    )
+
+
+def drift_record(drift: backends.Drift) -> DriftRecord:
+    return DriftRecord(checked_at=now(), supported=drift.supported, drifted=drift.drifted, resources=drift.resources)
+
+
+__all__ = ["Job", "Result", "build_run", "drift_record", "execute", "BackendError"]

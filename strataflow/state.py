@@ -1,0 +1,384 @@
+"""State and audit trail, kept in Prefect's run history: the only module that reads or writes it.
+
+Each component's state is a keyed artifact ``strata-<env>-<cloud>-<component>``: every
+finished task writes a new version synchronously, so the Prefect UI shows the versions
+and the latest one is the state. Each run writes ``strata-runs-<env>-<cloud>`` when it
+starts and when it ends: that is the history. The environment lock is a Prefect global
+concurrency limit held with a lease, so a crashed run frees it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from strataflow.errors import LockedError, StateError
+
+OK_STATUSES = frozenset({"succeeded", "unchanged"})
+REDO_STATUSES = frozenset({"failed", "skipped", "cancelled"})
+LEASE_SECONDS = 60.0
+"""Prefect's minimum lease; renewed every 45 s, so a crashed run frees the lock within about a minute."""
+DURATIONS_KEPT = 10
+STATE_ARTIFACT = "strata-state"
+RUN_ARTIFACT = "strata-run"
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Applied(BaseModel):
+    """What the last successful apply left deployed."""
+
+    digest: str
+    version: str | None = None
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    sensitive: list[str] = Field(default_factory=list, description="Output keys stored masked.")
+    applied_at: datetime
+    actor: str | None = None
+    flow_run_id: str | None = None
+
+
+class DriftRecord(BaseModel):
+    checked_at: datetime
+    supported: bool
+    drifted: bool
+    resources: list[str] = Field(default_factory=list)
+
+
+class ComponentRecord(BaseModel):
+    """The latest known state of one component in one environment and cloud."""
+
+    env: str
+    cloud: str
+    component: str
+    action: str
+    status: str
+    applied: Applied | None = None
+    error: str | None = None
+    changes: int = 0
+    durations: list[float] = Field(default_factory=list, description="Recent successful apply durations (s).")
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    flow_run_id: str | None = None
+    actor: str | None = None
+    drift: DriftRecord | None = None
+
+    @property
+    def state(self) -> Literal["applied", "failed", "destroyed", "never"]:
+        if self.action == "destroy" and self.status in OK_STATUSES:
+            return "destroyed"
+        if self.status == "failed":
+            return "failed"
+        return "applied" if self.applied is not None else "never"
+
+    def expected_duration(self) -> float | None:
+        return statistics.median(self.durations) if self.durations else None
+
+
+class RunRecord(BaseModel):
+    """One orchestrator or promotion run: who ran what, when, and how it ended."""
+
+    kind: Literal["orchestrate", "promote", "unlock"] = "orchestrate"
+    env: str
+    cloud: str
+    action: str
+    status: str
+    flow_run_id: str | None = None
+    actor: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    select: str | None = None
+    planned: list[str] = Field(default_factory=list)
+    components: dict[str, str] = Field(default_factory=dict)
+    detail: dict[str, Any] = Field(default_factory=dict, description="Promotion, approval, reason...")
+
+
+def component_key(env: str, cloud: str, component: str) -> str:
+    return f"strata-{env}-{cloud}-{component}".lower()
+
+
+def run_key(env: str, cloud: str) -> str:
+    return f"strata-runs-{env}-{cloud}".lower()
+
+
+def _client() -> Any:
+    from prefect.client.orchestration import get_client  # noqa: PLC0415 - Prefect loads lazily
+
+    return get_client(sync_client=True)
+
+
+@contextlib.contextmanager
+def _api(what: str) -> Iterator[None]:
+    """Map Prefect client failures to StateError, naming what could not be done."""
+    try:
+        yield
+    except (StateError, LockedError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - any client failure means the history is unreachable
+        from prefect.settings import PREFECT_API_URL  # noqa: PLC0415
+
+        raise StateError(f"cannot {what} at the Prefect API {PREFECT_API_URL.value()}: {type(exc).__name__}: {exc}") from exc
+
+
+# --- component records ------------------------------------------------------------------
+
+
+def _create(key: str, kind: str, data: dict[str, Any], description: str, flow_run_id: str | None, task_run_id: str | None) -> None:
+    from prefect.client.schemas.actions import ArtifactCreate  # noqa: PLC0415
+
+    artifact = ArtifactCreate(
+        key=key,
+        type=kind,
+        data=data,
+        description=description,
+        flow_run_id=UUID(flow_run_id) if flow_run_id else None,
+        task_run_id=UUID(task_run_id) if task_run_id else None,
+    )
+    with _client() as client:
+        client.create_artifact(artifact)
+
+
+def write_component(record: ComponentRecord, task_run_id: str | None = None) -> None:
+    """Record a component's new state (synchronously, before its task reports finished)."""
+    with _api(f"record the state of {record.component}"):
+        _create(
+            component_key(record.env, record.cloud, record.component),
+            STATE_ARTIFACT,
+            record.model_dump(mode="json"),
+            _describe(record),
+            record.flow_run_id,
+            task_run_id,
+        )
+
+
+def _describe(record: ComponentRecord) -> str:
+    lines = [f"**{record.component}** in `{record.env}` ({record.cloud}): {record.action} {record.status}"]
+    if record.applied:
+        lines.append(f"version `{record.applied.version or '-'}`, digest `{record.applied.digest}`")
+    if record.error:
+        lines.append(f"error: {record.error}")
+    return "\n\n".join(lines)
+
+
+def _records(artifacts: list[Any], model: type[BaseModel]) -> list[Any]:
+    found = []
+    for artifact in artifacts:
+        if isinstance(artifact.data, dict):
+            with contextlib.suppress(ValueError):
+                found.append(model.model_validate(artifact.data))
+    return found
+
+
+def latest_components(env: str, cloud: str, names: list[str]) -> dict[str, ComponentRecord]:
+    """The latest record of each named component (absent when it was never run)."""
+    if not names:
+        return {}
+    from prefect.client.schemas.filters import ArtifactCollectionFilter, ArtifactCollectionFilterKey  # noqa: PLC0415
+
+    keys = [component_key(env, cloud, n) for n in names]
+    records: dict[str, ComponentRecord] = {}
+    with _api(f"read the state of {env} ({cloud})"), _client() as client:
+        for start in range(0, len(keys), 200):
+            chunk = keys[start : start + 200]
+            found = client.read_latest_artifacts(
+                artifact_filter=ArtifactCollectionFilter(key=ArtifactCollectionFilterKey(any_=chunk)),
+                limit=len(chunk),
+            )
+            for record in _records(found, ComponentRecord):
+                if record.env == env and record.cloud == cloud:
+                    records[record.component] = record
+    return records
+
+
+def component_history(env: str, cloud: str, component: str, limit: int) -> list[ComponentRecord]:
+    """Every recorded action on one component, newest first."""
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey  # noqa: PLC0415
+    from prefect.client.schemas.sorting import ArtifactSort  # noqa: PLC0415
+
+    with _api(f"read the history of {component} in {env}"), _client() as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[component_key(env, cloud, component)])),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=limit,
+        )
+    return _records(found, ComponentRecord)
+
+
+# --- run records -----------------------------------------------------------------------
+
+
+def write_run(record: RunRecord) -> None:
+    summary = ", ".join(f"{name}: {status}" for name, status in sorted(record.components.items()))
+    description = f"**{record.action}** `{record.env}` ({record.cloud}) by {record.actor}: {record.status}\n\n{summary}"
+    with _api(f"record the run of {record.env}"):
+        _create(run_key(record.env, record.cloud), RUN_ARTIFACT, record.model_dump(mode="json"), description, record.flow_run_id, None)
+
+
+def run_history(env: str, cloud: str, limit: int) -> list[RunRecord]:
+    """Runs of the environment, newest first, one entry per run (its latest record)."""
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey  # noqa: PLC0415
+    from prefect.client.schemas.sorting import ArtifactSort  # noqa: PLC0415
+
+    with _api(f"read the history of {env}"), _client() as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[run_key(env, cloud)])),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=limit * 2 + 2,
+        )
+    runs: list[RunRecord] = []
+    seen: set[str] = set()
+    for record in _records(found, RunRecord):
+        ident = record.flow_run_id or f"{record.kind}-{record.started_at}"
+        if ident not in seen:
+            seen.add(ident)
+            runs.append(record)
+    return runs[:limit]
+
+
+def latest_run(env: str, cloud: str, action: str | None = None) -> RunRecord | None:
+    for record in run_history(env, cloud, 20):
+        if record.kind == "orchestrate" and (action is None or record.action == action):
+            return record
+    return None
+
+
+def resume_plan(env: str, cloud: str) -> tuple[RunRecord, list[str]]:
+    """The latest apply/destroy run and the components it did not finish."""
+    from strataflow.errors import UsageError  # noqa: PLC0415
+
+    run = next((r for r in run_history(env, cloud, 20) if r.kind == "orchestrate" and r.action != "plan"), None)
+    if run is None:
+        raise UsageError(f"nothing to resume: no apply or destroy of {env} ({cloud}) is recorded")
+    records = latest_components(env, cloud, run.planned)
+    redo = [
+        name
+        for name in run.planned
+        if run.components.get(name) in REDO_STATUSES
+        or name not in run.components
+        and not (name in records and records[name].flow_run_id == run.flow_run_id and records[name].status in OK_STATUSES)
+    ]
+    return run, redo
+
+
+# --- the environment lock ----------------------------------------------------------------
+
+
+def lock_name(env: str, cloud: str) -> str:
+    return f"strata-{env}-{cloud}".lower()
+
+
+def _holder_variable(env: str, cloud: str) -> str:
+    return f"strata_lock_{env}_{cloud}".replace("-", "_").lower()
+
+
+@contextlib.contextmanager
+def environment_lock(env: str, cloud: str, flow_run_id: str | None, actor: str | None, wait: float = 0.0) -> Iterator[None]:
+    """Hold the one-run-per-environment lock; raise LockedError naming the holder when taken."""
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate  # noqa: PLC0415
+    from prefect.client.schemas.objects import ConcurrencyLeaseHolder  # noqa: PLC0415
+    from prefect.concurrency.sync import concurrency  # noqa: PLC0415
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound  # noqa: PLC0415
+
+    name = lock_name(env, cloud)
+    with _api(f"create the lock {name}"), _client() as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            with contextlib.suppress(ObjectAlreadyExists):
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+    holder = ConcurrencyLeaseHolder(type="flow_run", id=UUID(flow_run_id)) if flow_run_id else None
+    try:
+        slot = concurrency(
+            name,
+            occupy=1,
+            timeout_seconds=max(wait, 1.0),
+            strict=True,
+            lease_duration=LEASE_SECONDS,
+            holder=holder,
+            raise_on_lease_renewal_failure=False,
+        )
+        slot.__enter__()
+    except TimeoutError as exc:
+        raise LockedError(_locked_message(env, cloud, wait), env=env) from exc
+    except Exception as exc:
+        if "Timed out" in type(exc).__name__ or "Timeout" in type(exc).__name__:
+            raise LockedError(_locked_message(env, cloud, wait), env=env) from exc
+        raise
+    try:
+        _set_holder(env, cloud, {"flow_run_id": flow_run_id, "actor": actor, "since": now().isoformat()})
+        yield
+    finally:
+        slot.__exit__(None, None, None)
+
+
+def _locked_message(env: str, cloud: str, wait: float) -> str:
+    holder = lock_holder(env, cloud)
+    who = ""
+    if holder:
+        who = f" by flow run {holder.get('flow_run_id')} ({holder.get('actor')}, since {holder.get('since')})"
+    waited = f" after waiting {wait:g}s" if wait else ""
+    return (
+        f"{env} ({cloud}) is locked{who}{waited}; wait for it, pass --wait-lock SECONDS, "
+        f"or if that run is dead: strata unlock {env} --cloud {cloud} --force"
+    )
+
+
+def _set_holder(env: str, cloud: str, holder: dict[str, Any]) -> None:
+    from prefect.client.schemas.actions import VariableCreate, VariableUpdate  # noqa: PLC0415
+    from prefect.exceptions import ObjectAlreadyExists  # noqa: PLC0415
+
+    name = _holder_variable(env, cloud)
+    value = {k: str(v) for k, v in holder.items()}
+    with _api("record the lock holder"), _client() as client:
+        if client.read_variable_by_name(name) is None:
+            try:
+                client.create_variable(VariableCreate(name=name, value=value, tags=["strata"]))
+                return
+            except ObjectAlreadyExists:
+                pass
+        client.update_variable(VariableUpdate(name=name, value=value))
+
+
+def lock_holder(env: str, cloud: str) -> dict[str, Any] | None:
+    with contextlib.suppress(Exception), _client() as client:
+        variable = client.read_variable_by_name(_holder_variable(env, cloud))
+        if variable is not None and isinstance(variable.value, dict):
+            return dict(variable.value)
+    return None
+
+
+def force_unlock(env: str, cloud: str, actor: str | None) -> bool:
+    """Drop the environment's lock whoever holds it; recorded in the history. True if one existed."""
+    from prefect.exceptions import ObjectNotFound  # noqa: PLC0415
+
+    name = lock_name(env, cloud)
+    holder = lock_holder(env, cloud)
+    with _api(f"remove the lock {name}"), _client() as client:
+        try:
+            client.delete_global_concurrency_limit_by_name(name)
+            existed = True
+        except ObjectNotFound:
+            existed = False
+    write_run(
+        RunRecord(
+            kind="unlock", env=env, cloud=cloud, action="unlock", status="succeeded", actor=actor,
+            started_at=now(), finished_at=now(), detail={"previous_holder": holder or {}},
+        )
+    )
+    return existed
+
+
+def flow_run_url(flow_run_id: str | None) -> str | None:
+    if not flow_run_id:
+        return None
+    from prefect.settings import PREFECT_UI_URL  # noqa: PLC0415
+
+    base = PREFECT_UI_URL.value()
+    return f"{base}/runs/flow-run/{flow_run_id}" if base else None

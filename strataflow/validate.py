@@ -1,0 +1,201 @@
+"""Cross-checks of a loaded platform: dependencies, cycles, references, paths, environments.
+
+Each check returns Problems instead of raising, so ``strata validate`` reports everything
+wrong in one pass. Positions come from the YAML data the models were loaded from.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from strataflow import refs, yamlsrc
+from strataflow.config import CLOUDS, Component, Environment, Platform, _suggest, env_file
+from strataflow.errors import Problem
+from strataflow.graph import edges_of, find_cycle
+
+Sources = Mapping[str, Any]
+"""The YAML data of each file, by path: for line numbers."""
+
+
+def check(platform: Platform, sources: Sources) -> list[Problem]:
+    problems: list[Problem] = []
+    problems += _dependencies(platform, sources)
+    problems += _references(platform, sources)
+    problems += _paths(platform, sources)
+    problems += _environments(platform, sources)
+    if not problems:
+        problems += _cycles(platform, sources)
+    return problems
+
+
+def _components_file(platform: Platform) -> str:
+    return str(platform.root / "components.yaml")
+
+
+def _at(sources: Sources, file: str, *loc: str | int) -> tuple[int | None, int | None]:
+    return yamlsrc.position(sources.get(file), ("components", *loc)) if file.endswith("components.yaml") else yamlsrc.position(sources.get(file), loc)
+
+
+def _impls(component: Component) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """Each implementation with its YAML location inside the component."""
+    if component.any is not None:
+        yield (), component.any
+    for cloud in CLOUDS:
+        impl = getattr(component, cloud)
+        if impl is not None:
+            yield (cloud,), impl
+
+
+def _dependencies(platform: Platform, sources: Sources) -> list[Problem]:
+    file = _components_file(platform)
+    problems = []
+    for name, component in platform.components.items():
+        if component.any is None and component.aws is None and component.azure is None:
+            line, col = _at(sources, file, name)
+            problems.append(Problem(file, line, col, f"component '{name}' has no implementation; add 'aws:', 'azure:' or a top-level 'backend:'"))
+        for index, dep in enumerate(component.depends_on):
+            line, col = _at(sources, file, name, "depends_on", index)
+            if dep == name:
+                problems.append(Problem(file, line, col, f"component '{name}' depends on itself; remove it from depends_on"))
+            elif dep not in platform.components:
+                hint = _suggest(dep, platform.components)
+                problems.append(Problem(file, line, col, f"component '{name}' depends on unknown component '{dep}'{hint}"))
+    return problems
+
+
+def _references(platform: Platform, sources: Sources) -> list[Problem]:
+    """References in components (checked against every environment) and in overrides."""
+    file = _components_file(platform)
+    problems = []
+    for name, component in platform.components.items():
+        for prefix, impl in _impls(component):
+            for path, ref in refs.find(impl.model_dump(exclude_defaults=True)):
+                line, col = _at(sources, file, name, *prefix, *path)
+                problems += _check_ref(platform, name, ref, file, line, col)
+                if isinstance(ref, refs.Ref) and ref.kind == "var":
+                    for env in platform.environments.values():
+                        if ref.name not in env.variables and _uses(env, component, prefix):
+                            where = env_file(platform.root, env.name)
+                            problems.append(
+                                Problem(
+                                    file, line, col,
+                                    f"'{name}' uses ${{var.{ref.name}}} but environment '{env.name}' "
+                                    f"does not define it; add it under variables: in {where}",
+                                )
+                            )
+    for env in platform.environments.values():
+        efile = env_file(platform.root, env.name)
+        for cname, override in env.components.items():
+            for path, ref in refs.find(override.parameters):
+                line, col = _at(sources, efile, "components", cname, "parameters", *path)
+                problems += _check_ref(platform, cname, ref, efile, line, col)
+                if isinstance(ref, refs.Ref) and ref.kind == "var" and ref.name not in env.variables:
+                    problems.append(Problem(efile, line, col, f"unknown variable '{ref.name}'{_suggest(ref.name, env.variables)}; define it under variables:"))
+    return problems
+
+
+def _uses(env: Environment, component: Component, prefix: tuple[str, ...]) -> bool:
+    """Whether ``env`` deploys this implementation (its cloud, or any cloud when undeclared)."""
+    if not env.override(component.name).enabled:
+        return False
+    declared = env.declared_clouds()
+    return not prefix or not declared or prefix[0] in declared
+
+
+def _check_ref(platform: Platform, owner: str, ref: refs.Ref | refs.RefSyntaxError, file: str, line: int | None, col: int | None) -> list[Problem]:
+    if isinstance(ref, refs.RefSyntaxError):
+        return [Problem(file, line, col, str(ref))]
+    if ref.kind == "output":
+        if ref.name == owner:
+            return [Problem(file, line, col, f"'{owner}' references its own outputs; a component cannot use what it produces")]
+        if ref.name not in platform.components:
+            hint = _suggest(ref.name, platform.components)
+            return [Problem(file, line, col, f"'{owner}' references outputs of unknown component '{ref.name}'{hint}")]
+    return []
+
+
+def _paths(platform: Platform, sources: Sources) -> list[Problem]:
+    """Templates and modules exist and stay inside the config directory (no .., absolute, symlink escapes)."""
+    file = _components_file(platform)
+    root = platform.root.resolve()
+    problems = []
+    for name, component in platform.components.items():
+        for prefix, impl in _impls(component):
+            key = "template" if hasattr(impl, "template") else "module" if hasattr(impl, "module") else None
+            if key is None:
+                continue
+            relative = getattr(impl, key)
+            line, col = _at(sources, file, name, *prefix, key)
+            if os.path.isabs(relative):
+                problems.append(Problem(file, line, col, f"{key} '{relative}' is absolute; give a path relative to the config directory"))
+                continue
+            target = (platform.root / relative).resolve()
+            if root != target and root not in target.parents:
+                problems.append(Problem(file, line, col, f"{key} '{relative}' is outside the config directory {platform.root}; move it inside"))
+            elif not target.exists():
+                problems.append(Problem(file, line, col, f"{key} '{relative}' not found under {platform.root}"))
+            elif key == "module" and not target.is_dir():
+                problems.append(Problem(file, line, col, f"module '{relative}' must be a directory of .tf files"))
+            elif key == "template" and not target.is_file():
+                problems.append(Problem(file, line, col, f"template '{relative}' must be a file"))
+    return problems
+
+
+def _environments(platform: Platform, sources: Sources) -> list[Problem]:
+    problems = []
+    for env in platform.environments.values():
+        efile = env_file(platform.root, env.name)
+        if env.promote_from is not None:
+            if env.promote_from == env.name:
+                line, col = _at(sources, efile, "promote_from")
+                problems.append(Problem(efile, line, col, f"'{env.name}' cannot promote from itself"))
+            elif env.promote_from not in platform.environments:
+                line, col = _at(sources, efile, "promote_from")
+                hint = _suggest(env.promote_from, platform.environments)
+                problems.append(Problem(efile, line, col, f"promote_from names unknown environment '{env.promote_from}'{hint}"))
+        if env.approval.required and not env.approval.approvers:
+            line, col = _at(sources, efile, "approval")
+            problems.append(Problem(efile, line, col, "approval.required needs at least one name under approval.approvers"))
+        for cname in env.components:
+            if cname not in platform.components:
+                line, col = _at(sources, efile, "components", cname)
+                problems.append(Problem(efile, line, col, f"override for unknown component '{cname}'{_suggest(cname, platform.components)}"))
+        problems += _disabled_outputs(platform, env, efile)
+    return problems
+
+
+def _disabled_outputs(platform: Platform, env: Environment, efile: str) -> list[Problem]:
+    """An enabled component must not need the outputs of a disabled one."""
+    problems = []
+    disabled = {n for n, o in env.components.items() if not o.enabled}
+    for cloud in env.declared_clouds() or list(CLOUDS):
+        for name, component in platform.components.items():
+            impl = component.impl(cloud)
+            if impl is None or name in disabled:
+                continue
+            for needed in sorted(refs.outputs_used(impl.model_dump()) & disabled):
+                problems.append(Problem(efile, None, None, f"'{name}' uses outputs of '{needed}', which is disabled here; enable it or disable '{name}' too"))
+    return problems
+
+
+def _cycles(platform: Platform, sources: Sources) -> list[Problem]:
+    file = _components_file(platform)
+    edges = edges_of(platform, None, None)
+    for env in platform.environments.values():
+        for name, deps in edges_of(platform, env, None).items():
+            edges[name] |= deps
+    cycle = find_cycle({n: {d for d in deps if d in edges} for n, deps in edges.items()})
+    if cycle is None:
+        return []
+    line, col = _at(sources, file, cycle[0])
+    return [Problem(file, line, col, "dependency cycle: " + " -> ".join(cycle) + "; remove one of these dependencies")]
+
+
+def relative_to_cwd(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers that log, call one operation and return a typed result."""
