@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import statistics
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -108,10 +109,23 @@ def run_key(env: str, cloud: str) -> str:
     return f"strata-runs-{env}-{cloud}".lower()
 
 
-def _client() -> Any:
-    from prefect.client.orchestration import get_client  # noqa: PLC0415 - Prefect loads lazily
+_local = threading.local()
 
-    return get_client(sync_client=True)
+
+@contextlib.contextmanager
+def _client() -> Iterator[Any]:
+    """A Prefect client kept open per thread and API: one connection, not one per record."""
+    from prefect.client.orchestration import get_client  # noqa: PLC0415 - Prefect loads lazily
+    from prefect.settings import PREFECT_API_URL  # noqa: PLC0415
+
+    url = PREFECT_API_URL.value()
+    cached = getattr(_local, "client", None)
+    if cached is None or cached[0] != url:
+        client = get_client(sync_client=True)
+        client.__enter__()
+        cached = (url, client)
+        _local.client = cached
+    yield cached[1]
 
 
 @contextlib.contextmanager
@@ -373,6 +387,15 @@ def force_unlock(env: str, cloud: str, actor: str | None) -> bool:
         )
     )
     return existed
+
+
+def tag_flow_run(flow_run_id: str | None, tags: list[str]) -> None:
+    """Add ``tags`` to a flow run (so the UI and `prefect flow-run ls` can filter by environment)."""
+    if not flow_run_id:
+        return
+    with _api("tag the flow run"), _client() as client:
+        current = client.read_flow_run(UUID(flow_run_id))
+        client.update_flow_run(UUID(flow_run_id), tags=sorted({*current.tags, *tags}))
 
 
 def flow_run_url(flow_run_id: str | None) -> str | None:

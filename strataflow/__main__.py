@@ -1,0 +1,5 @@
+"""`python -m strataflow` is `strata`."""
+
+from strataflow.cli import main
+
+main()
