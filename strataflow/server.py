@@ -28,6 +28,13 @@ from strataflow.errors import StrataError
 
 START_TIMEOUT = 90.0
 SANDBOX_AWS_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+SANDBOX_AZURE_SUBSCRIPTIONS = tuple(
+    os.environ.get(
+        "STRATA_SANDBOX_AZURE_SUBSCRIPTIONS",
+        "00000000-0000-4000-8000-000000000001,00000000-0000-4000-8000-000000000002,00000000-0000-4000-8000-000000000003",
+    ).split(",")
+)
+"""The subscriptions the sandbox's Azure identity can see (the sample environments use these)."""
 _announced = False
 
 
@@ -189,7 +196,7 @@ def sandbox(cloud: str) -> dict[str, Any]:
         if not (info and _alive(info.get("pid")) and _sandbox_healthy(cloud, info)):
             info = _start_sandbox(cloud)
     credentials: dict[str, Any] = (
-        dict(SANDBOX_AWS_CREDENTIALS) if cloud == "aws" else {"token": "sandbox-token", "ca_bundle": info["ca_bundle"]}
+        dict(SANDBOX_AWS_CREDENTIALS) if cloud == "aws" else {"ca_bundle": info["ca_bundle"]}
     )
     return {"endpoint_url": info["url"], "credentials": credentials}
 
@@ -199,7 +206,7 @@ def _sandbox_healthy(cloud: str, info: dict[str, Any]) -> bool:
         return _healthy(info["url"], "/moto-api/")
     import ssl  # noqa: PLC0415
 
-    return _healthy(info["url"], "/_emulator/health", ssl.create_default_context(cafile=info["ca_bundle"]))
+    return _healthy(info["url"], "/", ssl.create_default_context(cafile=info["ca_bundle"]))
 
 
 def _start_sandbox(cloud: str) -> dict[str, Any]:
@@ -216,17 +223,18 @@ def _start_sandbox(cloud: str) -> dict[str, Any]:
         cert_dir = home() / "sandbox-azure"
         cert_dir.mkdir(exist_ok=True)
         url = f"https://127.0.0.1:{port}"
+        subscriptions = [f"--subscription={s}" for s in SANDBOX_AZURE_SUBSCRIPTIONS]
         process = _spawn(
             "sandbox-azure",
-            [sys.executable, "-m", "strataflow.sandbox.arm", "--port", str(port), "--cert-dir", str(cert_dir)],
+            [sys.executable, "-m", "strataflow.sandbox.arm", "--port", str(port), "--cert-dir", str(cert_dir), *subscriptions],
             env,
         )
-        ca_bundle = cert_dir / "cert.pem"
+        ca_bundle = cert_dir / "ca.pem"
         deadline = time.monotonic() + START_TIMEOUT
         while not ca_bundle.exists() and time.monotonic() < deadline and process.poll() is None:
             time.sleep(0.1)
         context = ssl.create_default_context(cafile=str(ca_bundle)) if ca_bundle.exists() else None
-        _wait_healthy("sandbox-azure", process, url, "/_emulator/health", context)
+        _wait_healthy("sandbox-azure", process, url, "/", context)
         info = {"url": url, "pid": process.pid, "ca_bundle": str(ca_bundle)}
     else:
         raise ServerError(f"no sandbox for cloud '{cloud}'")

@@ -56,7 +56,7 @@ class ComponentRun:
         relative = getattr(self.impl, "template", None) or getattr(self.impl, "module", None)
         if relative is None:
             raise AttributeError(f"{self.impl.backend} components have no template")
-        return self.config_dir / relative
+        return self.config_dir / str(relative)
 
     @property
     def deployment_name(self) -> str:

@@ -1,0 +1,476 @@
+"""Azure Resource Manager backend: one template deployment per component, in a resource group.
+
+A component's ARM JSON template (or Bicep, compiled with ``bicep build --stdout``) is
+deployed in Incremental mode as deployment ``run.deployment_name`` into ``impl.resource_group``
+(a group the component owns: created in the environment's location, deleted on destroy) or
+else the environment's ``resource_group`` (default ``strata-<env>``; created when missing).
+
+- plan: validate, then what-if, one summary line per resource; with inputs that are only
+  known after an upstream's apply, the template's resources are listed instead.
+- apply: create-or-update and poll to the end; outputs unwrapped; a failure is raised with
+  the failing operation's own error code and message.
+- destroy: delete the owned group, or the deployment's resources (in reverse) and record.
+- drift: what-if of the applied template and parameters against what exists now.
+
+Clients (``ResourceManagementClient`` from azure-mgmt-resource, ``DeploymentsMgmtClient`` from
+azure-mgmt-resource-deployments) are made once per endpoint, subscription and credential
+in this process and shared by threads. ``run.credentials`` keys: ``tenant_id`` +
+``client_id`` + ``client_secret`` (a service principal), or ``token`` (a fixed bearer
+token: the sandbox and tests), plus ``ca_bundle`` (a PEM file to trust, for a local
+endpoint); none means ``DefaultAzureCredential`` (or, in a ``--sandbox`` run, a dummy token).
+Before plan, apply, destroy and drift, the credential must see ``target.subscription_id``
+(checked once per process; else ``AccountMismatch``, before any change). azure-mgmt-resource
+26 ships no subscriptions client, so that check is one ``GET /subscriptions/{id}`` sent
+through the resources client's pipeline (same credential, retries and TLS settings).
+Long-running operations are polled every ``polling_interval`` seconds when Azure sends no
+Retry-After (``ArmBackend(polling_interval=...)`` or ``$STRATA_ARM_POLLING_INTERVAL``).
+
+Every Azure SDK exception is mapped in ``arm_support.azure_errors``; transient ones (429, 5xx,
+dropped connections) are retried by ``_call`` with backoff, on top of the SDK's own bounded
+retry policy (which honours Retry-After).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.core.rest import HttpRequest
+from azure.mgmt.resource.deployments.models import (
+    Deployment,
+    DeploymentWhatIf,
+    DeploymentWhatIfProperties,
+    DeploymentWhatIfSettings,
+)
+
+from strataflow.backends.arm_support import (
+    DEFAULT_ENDPOINT,
+    DRIFT_CHANGES,
+    Clients,
+    api_version_for,
+    azure_errors,
+    change_lines,
+    clients_for,
+    deployment_properties,
+    drift_line,
+    has_unknown,
+    leaf_errors,
+    load_template,
+    plain,
+    response_json,
+    short,
+    subscription_verified,
+    template_lines,
+    unwrap_outputs,
+)
+from strataflow.backends.base import ComponentRun, Drift, Outcome, mask
+from strataflow.config import ArmImpl, AzureTarget
+from strataflow.errors import (
+    AccountMismatch,
+    BackendError,
+    CommandTimeout,
+    DeploymentFailed,
+    TemplateError,
+    TransientError,
+)
+
+SUBSCRIPTIONS_API_VERSION = "2022-12-01"
+POLLING_ENV = "STRATA_ARM_POLLING_INTERVAL"
+T = TypeVar("T")
+
+
+class ArmBackend:
+    """The ``arm`` backend (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        polling_interval: float | None = None,
+        sdk_retries: int = 3,
+        attempts: int = 2,
+        backoff: float = 2.0,
+        max_backoff: float = 60.0,
+    ) -> None:
+        """``polling_interval``: seconds between LRO polls when Azure sends no Retry-After
+        (default ``$STRATA_ARM_POLLING_INTERVAL``, else 1 s against a custom endpoint and 5 s
+        against Azure; the SDK's own default is 30 s). ``sdk_retries``: the SDK's retries of one
+        request on 408/429/5xx (it honours Retry-After). ``attempts``: tries of a whole call
+        when the SDK has given up on a transient error, ``backoff`` doubling up to ``max_backoff``.
+        """
+        self.polling_interval = polling_interval
+        self.sdk_retries = sdk_retries
+        self.attempts = max(1, attempts)
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+
+    # --- the protocol ------------------------------------------------------------------
+
+    def plan(self, run: ComponentRun) -> Outcome:
+        clients, target = self._connect(run)
+        self._check_subscription(run, clients, target)
+        template = load_template(run)
+        group, _ = self._group(run)
+        if has_unknown(run.parameters):
+            run.log("some inputs are known only after an upstream's apply: listing the template's resources")
+            lines = template_lines(template, "will be created/updated")
+            return Outcome(changes=len(lines), summary=lines)
+        exists = self._call(
+            run,
+            clients,
+            "checking the resource group",
+            lambda: clients.resources.resource_groups.check_existence(group),
+        )
+        if not exists:
+            lines = [f"+ Create Microsoft.Resources/resourceGroups/{group} ({target.location})"]
+            lines += template_lines(template, "will be created")
+            return Outcome(changes=len(lines), summary=lines)
+        parameters = plain(run.parameters)
+        deployment = Deployment(properties=deployment_properties(template, parameters))
+        run.log(f"validating {run.deployment_name} in {group}")
+        self._call(
+            run,
+            clients,
+            "validating the template",
+            lambda: clients.deploy.deployments.begin_validate(group, run.deployment_name, deployment).result(),
+        )
+        run.log(f"what-if of {run.deployment_name} in {group}")
+        changes = self._what_if(run, clients, group, template, parameters)
+        lines, counted = change_lines(changes)
+        return Outcome(changes=counted, summary=lines, no_changes=counted == 0)
+
+    def apply(self, run: ComponentRun) -> Outcome:
+        clients, target = self._connect(run)
+        self._check_subscription(run, clients, target)
+        template = load_template(run)
+        group, _ = self._ensure_group(run, clients, target)
+        tags = {
+            "strata-env": run.env,
+            "strata-component": run.component,
+            "strata-version": run.version,
+            "strata-digest": run.digest,
+        }
+        deployment = Deployment(
+            properties=deployment_properties(template, plain(run.parameters)),
+            tags={k: v[:256] for k, v in tags.items() if v},
+        )
+        run.log(f"deploying {run.deployment_name} into {group} (Incremental)")
+        started = time.monotonic()
+        poller = self._call(
+            run,
+            clients,
+            "starting the deployment",
+            lambda: clients.deploy.deployments.begin_create_or_update(group, run.deployment_name, deployment),
+        )
+        try:
+            with azure_errors(run, "deploying", clients.secrets):
+                poller.wait(run.timeout)
+                if not poller.done():
+                    raise CommandTimeout(
+                        f"{run.component}: deployment {run.deployment_name} still running after {run.timeout:g} s",
+                        env=run.env,
+                        component=run.component,
+                    )
+                result = poller.result()
+        except BackendError as exc:
+            if isinstance(exc, CommandTimeout):
+                raise
+            raise self._failure(run, clients, group) or exc from exc.__cause__
+        raw = result.as_dict().get("properties", {})
+        outputs, sensitive = unwrap_outputs(raw.get("outputs") or {})
+        resources = [short(r.get("id", "")) for r in raw.get("outputResources") or []]
+        state, elapsed = raw.get("provisioningState"), time.monotonic() - started
+        run.log(f"deployment {run.deployment_name} {state} in {elapsed:.1f} s: {len(resources)} resources")
+        return Outcome(
+            changes=len(resources), outputs=outputs, summary=[f"deployed {r}" for r in resources], sensitive=sensitive
+        )
+
+    def destroy(self, run: ComponentRun) -> Outcome:
+        clients, target = self._connect(run)
+        self._check_subscription(run, clients, target)
+        group, owned = self._group(run)
+        exists = self._call(
+            run,
+            clients,
+            "checking the resource group",
+            lambda: clients.resources.resource_groups.check_existence(group),
+        )
+        if not exists:
+            return Outcome(no_changes=True, summary=[f"resource group {group} does not exist"])
+        if owned:
+            run.log(f"deleting resource group {group} (owned by {run.component})")
+            self._call(
+                run,
+                clients,
+                "deleting the resource group",
+                lambda: clients.resources.resource_groups.begin_delete(group).result(),
+            )
+            return Outcome(changes=1, summary=[f"- Delete Microsoft.Resources/resourceGroups/{group}"])
+        deployment = self._deployment(run, clients, group)
+        if deployment is None:
+            return Outcome(no_changes=True, summary=[f"deployment {run.deployment_name} does not exist"])
+        versions = self._api_versions(run, clients, group)
+        resources = [str(r.get("id", "")) for r in deployment.get("properties", {}).get("outputResources") or []]
+        lines = []
+        for resource_id in reversed(resources):
+            self._delete_resource(run, clients, resource_id, api_version_for(resource_id, versions))
+            lines.append(f"- Delete {short(resource_id)}")
+        self._call(
+            run,
+            clients,
+            "deleting the deployment record",
+            lambda: clients.deploy.deployments.begin_delete(group, run.deployment_name).result(),
+        )
+        return Outcome(changes=len(lines), summary=lines, no_changes=not lines)
+
+    def outputs(self, run: ComponentRun) -> dict[str, Any]:
+        clients, _ = self._connect(run)
+        deployment = self._deployment(run, clients, self._group(run)[0])
+        if deployment is None:
+            return {}
+        return unwrap_outputs(deployment.get("properties", {}).get("outputs") or {})[0]
+
+    def exists(self, run: ComponentRun) -> bool:
+        clients, _ = self._connect(run)
+        deployment = self._deployment(run, clients, self._group(run)[0])
+        return deployment is not None and deployment.get("properties", {}).get("provisioningState") == "Succeeded"
+
+    def drift(self, run: ComponentRun) -> Drift:
+        clients, target = self._connect(run)
+        self._check_subscription(run, clients, target)
+        group, _ = self._group(run)
+        exists = self._call(
+            run,
+            clients,
+            "checking the resource group",
+            lambda: clients.resources.resource_groups.check_existence(group),
+        )
+        if not exists:
+            return Drift(
+                supported=True, drifted=True, resources=[f"Microsoft.Resources/resourceGroups/{group}: missing"]
+            )
+        deployment = self._deployment(run, clients, group)
+        if deployment is None:
+            return Drift(supported=True, drifted=True, resources=[f"deployment {run.deployment_name}: missing"])
+        exported = self._call(
+            run,
+            clients,
+            "exporting the applied template",
+            lambda: clients.deploy.deployments.export_template(group, run.deployment_name),
+        )
+        applied = deployment.get("properties", {}).get("parameters") or {}
+        current = plain(run.parameters)
+        parameters = {
+            name: spec["value"] if "value" in spec else current.get(name)
+            for name, spec in applied.items()
+            if "value" in spec or name in current
+        }
+        changes = self._what_if(run, clients, group, exported.template, parameters)
+        drifted = [drift_line(c) for c in changes if c.get("changeType") in DRIFT_CHANGES]
+        return Drift(supported=True, drifted=bool(drifted), resources=drifted)
+
+    # --- helpers -----------------------------------------------------------------------
+
+    def _call(self, run: ComponentRun, clients: Clients, doing: str, fn: Callable[[], T]) -> T:
+        """``fn()`` with Azure errors mapped, retrying transient ones with backoff (bounded)."""
+        for attempt in range(1, self.attempts + 1):
+            try:
+                with azure_errors(run, doing, clients.secrets):
+                    return fn()
+            except TransientError as exc:
+                if attempt >= self.attempts:
+                    raise
+                delay = exc.retry_after if exc.retry_after is not None else self.backoff * 2 ** (attempt - 1)
+                delay = min(delay, self.max_backoff)
+                run.log(f"{exc.message}; retrying in {delay:.1f} s (attempt {attempt + 1} of {self.attempts})")
+                time.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _connect(self, run: ComponentRun) -> tuple[Clients, AzureTarget]:
+        target = run.target
+        context = {"env": run.env, "component": run.component}
+        if not isinstance(target, AzureTarget) or not isinstance(run.impl, ArmImpl):
+            raise BackendError(
+                f"{run.component}: the arm backend needs an Azure target and an arm component", **context
+            )
+        if not target.subscription_id:
+            raise BackendError(
+                f"{run.component}: environment '{run.env}' declares no Azure subscription; "
+                f"set clouds.azure.subscription_id in environments/{run.env}.yaml",
+                **context,
+            )
+        interval = self._interval((target.endpoint_url or DEFAULT_ENDPOINT).rstrip("/"))
+        clients = clients_for(
+            run, target, polling_interval=interval, sdk_retries=self.sdk_retries, max_backoff=self.max_backoff
+        )
+        return clients, target
+
+    def _interval(self, endpoint: str) -> float:
+        if self.polling_interval is not None:
+            return self.polling_interval
+        configured = os.environ.get(POLLING_ENV)
+        if configured:
+            return float(configured)
+        return 5.0 if endpoint == DEFAULT_ENDPOINT else 1.0
+
+    def _check_subscription(self, run: ComponentRun, clients: Clients, target: AzureTarget) -> None:
+        """Refuse, before any change, credentials that cannot see the environment's subscription."""
+        subscription = str(target.subscription_id)
+        if subscription_verified(clients):
+            return
+        run.log(f"checking access to subscription {subscription}")
+        request = HttpRequest(
+            "GET", f"/subscriptions/{subscription}", params={"api-version": SUBSCRIPTIONS_API_VERSION}
+        )
+
+        def get() -> Any:
+            response = clients.resources.send_request(request)
+            if response.status_code not in (200, 403, 404):
+                response.raise_for_status()
+            return response
+
+        response = self._call(run, clients, "checking the subscription", get)
+        body = response_json(response)
+        seen = str(body.get("subscriptionId", "")) if response.status_code == 200 else ""
+        if seen.lower() != subscription.lower():
+            error = body.get("error") or {}
+            why = f"{error.get('code', 'HTTP ' + str(response.status_code))}: {error.get('message', '')}".rstrip(": ")
+            raise AccountMismatch(
+                f"{run.component}: the Azure credentials cannot use subscription {subscription} of environment "
+                f"'{run.env}' ({why}); nothing was changed",
+                env=run.env,
+                component=run.component,
+                subscription=subscription,
+            )
+        subscription_verified(clients, mark=True)
+
+    def _group(self, run: ComponentRun) -> tuple[str, bool]:
+        """The deployment's resource group, and whether the component owns it."""
+        impl, target = run.impl, run.target
+        owned = getattr(impl, "resource_group", None)
+        if owned:
+            return str(owned), True
+        return (getattr(target, "resource_group", None) or f"strata-{run.env}"), False
+
+    def _ensure_group(self, run: ComponentRun, clients: Clients, target: AzureTarget) -> tuple[str, bool]:
+        group, owned = self._group(run)
+        groups = clients.resources.resource_groups
+        tags = {"managed-by": "strataflow", "strata-env": run.env}
+        if owned:
+            run.log(f"ensuring resource group {group} in {target.location} (owned by {run.component})")
+            body = {"location": target.location, "tags": {**tags, "strata-component": run.component}}
+            self._call(run, clients, "creating the resource group", lambda: groups.create_or_update(group, body))
+        elif not self._call(run, clients, "checking the resource group", lambda: groups.check_existence(group)):
+            run.log(f"creating shared resource group {group} in {target.location}")
+            self._call(
+                run,
+                clients,
+                "creating the resource group",
+                lambda: groups.create_or_update(group, {"location": target.location, "tags": tags}),
+            )
+        return group, owned
+
+    def _delete_resource(self, run: ComponentRun, clients: Clients, resource_id: str, api_version: str) -> None:
+        run.log(f"deleting {short(resource_id)}")
+        self._call(
+            run,
+            clients,
+            f"deleting {short(resource_id)}",
+            lambda: clients.resources.resources.begin_delete_by_id(resource_id, api_version=api_version).result(),
+        )
+
+    def _what_if(
+        self, run: ComponentRun, clients: Clients, group: str, template: Any, parameters: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        props = deployment_properties(template, parameters)
+        request = DeploymentWhatIf(
+            properties=DeploymentWhatIfProperties(
+                mode=props.mode,
+                template=props.template,
+                parameters=props.parameters,
+                what_if_settings=DeploymentWhatIfSettings(result_format="FullResourcePayloads"),
+            )
+        )
+        result = self._call(
+            run,
+            clients,
+            "what-if",
+            lambda: clients.deploy.deployments.begin_what_if(group, run.deployment_name, request).result(),
+        )
+        raw = result.as_dict()
+        if raw.get("error"):
+            error = raw["error"]
+            raise TemplateError(
+                mask(
+                    f"{run.component}: what-if failed: {error.get('code')}: {error.get('message')}",
+                    run.secrets | clients.secrets,
+                ),
+                env=run.env,
+                component=run.component,
+            )
+        return list((raw.get("properties") or {}).get("changes") or [])
+
+    def _deployment(self, run: ComponentRun, clients: Clients, group: str) -> dict[str, Any] | None:
+        def get() -> dict[str, Any] | None:
+            try:
+                return clients.deploy.deployments.get(group, run.deployment_name).as_dict()
+            except ResourceNotFoundError:
+                return None
+
+        return self._call(run, clients, "reading the deployment", get)
+
+    def _failure(self, run: ComponentRun, clients: Clients, group: str) -> DeploymentFailed | None:
+        """The deployment's failure, with each failed operation's own code and message (None: not failed)."""
+        deployment = self._deployment(run, clients, group)
+        props = (deployment or {}).get("properties", {})
+        if props.get("provisioningState") not in ("Failed", "Canceled"):
+            return None
+        operations = self._call(
+            run,
+            clients,
+            "listing the deployment operations",
+            lambda: [op.as_dict() for op in clients.deploy.deployment_operations.list(group, run.deployment_name)],
+        )
+        reasons = []
+        for operation in operations:
+            op = operation.get("properties") or {}
+            if op.get("provisioningState") != "Failed":
+                continue
+            status = op.get("statusMessage")
+            error = status.get("error", status) if isinstance(status, dict) else {"message": str(status or "")}
+            where = short((op.get("targetResource") or {}).get("id", ""))
+            reasons += [f"{code}: {message}" + (f" ({where})" if where else "") for code, message in leaf_errors(error)]
+        if not reasons:
+            reasons = [f"{code}: {message}" for code, message in leaf_errors(props.get("error") or {})]
+        if props.get("provisioningState") == "Canceled":
+            reasons = reasons or ["the deployment was canceled"]
+        text = mask(
+            f"{run.component}: deployment {run.deployment_name} failed: " + "; ".join(reasons),
+            run.secrets | clients.secrets,
+        )
+        run.log(text)
+        return DeploymentFailed(text, env=run.env, component=run.component, deployment=run.deployment_name)
+
+    def _api_versions(self, run: ComponentRun, clients: Clients, group: str) -> dict[str, str]:
+        """Resource type (lower case) -> API version, from the deployment's own template."""
+        exported = self._call(
+            run,
+            clients,
+            "exporting the applied template",
+            lambda: clients.deploy.deployments.export_template(group, run.deployment_name),
+        )
+        versions: dict[str, str] = {}
+
+        def collect(resources: list[Any], parent: str | None) -> None:
+            for resource in resources:
+                kind = str(resource.get("type", ""))
+                if parent and "/" not in kind:
+                    kind = f"{parent}/{kind}"
+                if not kind.startswith("["):
+                    versions.setdefault(kind.lower(), str(resource.get("apiVersion", "")))
+                collect(resource.get("resources") or [], kind)
+
+        collect(list((exported.template or {}).get("resources") or []), None)
+        return versions

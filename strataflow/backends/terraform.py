@@ -1,0 +1,652 @@
+"""Terraform (or OpenTofu) components: the CLI driven with ``-json``, one working copy per component.
+
+Each env/cloud/component has its own working copy, ``<state_dir>/terraform/<env>/<cloud>/<component>``
+(``state_dir`` defaults to ``$STRATA_HOME`` or ``~/.strataflow``), holding a copy of the module,
+``.terraform/`` and, unless a backend is configured, the local state ``terraform.tfstate``. The
+module is copied in on every operation (files that left the module leave the copy); ``init`` and
+``validate`` run only when the module, the binary or the backend configuration changed.
+
+Parameters go to ``strata.auto.tfvars.json`` and the environment's ``backend_config`` to
+``strata.backend.json`` (both mode 0600, passed as ``-backend-config=FILE``): no value ever reaches
+a command line, and every log line goes through ``mask`` with the run's secrets.
+
+Pitfalls:
+- A module must be self-contained: only its directory is copied (``source = "../x"`` breaks).
+  State files and ``.terraform/`` found in the module directory are never copied.
+- ``terraform_data`` refreshes to exactly its prior state, so ``plan -refresh-only`` never reports
+  *resource* drift for it; an attribute changed out of band shows as drift of the outputs derived
+  from it. ``drift`` reports both kinds.
+- A changed backend configuration is not migrated: ``init`` fails (TemplateError) saying how to.
+- The inherited ``TF_LOG*``, ``TF_CLI_ARGS*``, ``TF_VAR_*``, ``TF_WORKSPACE`` and ``TF_DATA_DIR``
+  are dropped: a component's inputs are its parameters, and its files are its working copy.
+- A timeout interrupts terraform's process group (SIGINT: terraform stops, saves the state and
+  releases the lock) and kills the group ``kill_grace`` seconds later if it is still running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from strataflow.backends.base import ComponentRun, Drift, Outcome, mask
+from strataflow.errors import BackendError, CommandTimeout, DeploymentFailed, ResourceBusy, TemplateError
+from strataflow.refs import KNOWN_AFTER_APPLY
+
+TFVARS = "strata.auto.tfvars.json"
+BACKEND_FILE = "strata.backend.json"
+PLAN_FILE = "strata.tfplan"
+STATE_FILE = "terraform.tfstate"
+LOCK_INFO = ".terraform.tfstate.lock.info"
+DIGEST_FILE = ".strata-init"
+MANIFEST_FILE = ".strata-files.json"
+LOCK_SUMMARY = "Error acquiring the state lock"
+
+_INSTALL = {
+    "terraform": "install Terraform >= 1.4 from https://developer.hashicorp.com/terraform/install",
+    "tofu": "install OpenTofu from https://opentofu.org/docs/intro/install/",
+}
+_DROPPED_ENV = ("TF_LOG", "TF_CLI_ARGS", "TF_VAR_", "TF_WORKSPACE", "TF_DATA_DIR")
+# Never copied from a module directory: terraform's own working files and the ones generated here.
+_SKIP_DIRS = {".terraform", ".git", "terraform.tfstate.d"}
+_SKIP_FILES = re.compile(r"^(terraform\.tfstate.*|\.terraform\.tfstate\.lock\.info|.*\.tfplan|strata\..*|\.strata-.*)$")
+# Summaries of diagnostics meaning the module or its inputs are wrong: retrying cannot help.
+_CONFIG_ERROR = re.compile(
+    r"^(Unsupported |Reference to undeclared|Invalid |Missing required|No value for required variable"
+    r"|Incorrect attribute value type|Call to unknown function|Duplicate |Backend configuration changed"
+    r"|Module not installed|Resource precondition failed|Module output value precondition failed"
+    r"|Error in function call|Unreadable module directory|Argument or block definition required)"
+)
+_LOCK_FIELD = re.compile(r"^\s*(ID|Path|Operation|Who|Version|Created|Info):[ \t]*(.*)$", re.MULTILINE)
+_BACKEND_BLOCK = re.compile(r'^\s*(backend\s+"[^"]+"|cloud)\s*\{', re.MULTILINE)
+_SYMBOL = {"create": "+ create", "update": "~ update", "delete": "- delete", "replace": "-/+ replace"}
+_SYMBOL |= {"read": "<= read", "forget": "- forget", "remove": "- forget", "import": "+ import", "move": "~ move"}
+_NOT_A_CHANGE = {"no-op", "noop", "read"}
+# Fields of Prefect's AWS/Azure credential blocks, and the provider variables they become.
+_CREDENTIAL_ENV = {"aws_access_key_id": "AWS_ACCESS_KEY_ID", "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY"}
+_CREDENTIAL_ENV |= {"aws_session_token": "AWS_SESSION_TOKEN", "profile_name": "AWS_PROFILE"}
+_CREDENTIAL_ENV |= {"client_id": "ARM_CLIENT_ID", "client_secret": "ARM_CLIENT_SECRET", "tenant_id": "ARM_TENANT_ID"}
+_PUBLIC_CREDENTIALS = {"profile_name", "client_id", "tenant_id"}
+_TARGET_ENV = {"profile": "AWS_PROFILE", "endpoint_url": "AWS_ENDPOINT_URL"}
+_TARGET_ENV |= {"subscription_id": "ARM_SUBSCRIPTION_ID", "tenant_id": "ARM_TENANT_ID"}
+
+
+def working_dir(run: ComponentRun) -> Path:
+    """The component's working copy: ``<state_dir>/terraform/<env>/<cloud>/<component>``."""
+    root = run.state_dir or Path(os.environ.get("STRATA_HOME") or Path.home() / ".strataflow")
+    return Path(root) / "terraform" / run.env / run.cloud / run.component
+
+
+@dataclass(frozen=True)
+class _Cli:
+    path: str
+    name: str
+    version: tuple[int, ...]
+
+    @property
+    def init_json(self) -> bool:
+        """``init -json`` exists in terraform 1.9 and later."""
+        return self.name == "terraform" and self.version >= (1, 9)
+
+
+def _cli(binary: str) -> _Cli:
+    path = shutil.which(binary)
+    if path is None:
+        raise BackendError(
+            f"the '{binary}' command was not found on PATH; {_INSTALL.get(binary, 'install it')} "
+            "and make sure it is on the PATH of the Prefect worker",
+            binary=binary,
+        )
+    return _Cli(path, binary, _version(path))
+
+
+@cache
+def _version(path: str) -> tuple[int, ...]:
+    try:
+        argv = [path, "version", "-json"]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False, env=_base_env())  # noqa: S603 - argv list, no shell
+        text = str(json.loads(done.stdout).get("terraform_version", "0"))
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return (0,)
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
+
+
+def _base_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_DROPPED_ENV)}
+    env.update(TF_IN_AUTOMATION="1", TF_INPUT="0")
+    return env
+
+
+def _diagnostic_text(diag: dict[str, Any]) -> str:
+    text = str(diag.get("summary", "")).strip()
+    detail = str(diag.get("detail") or "").strip()
+    if detail:
+        text += f": {detail}"
+    where = diag.get("range")
+    if isinstance(where, dict) and where.get("filename"):
+        start = where.get("start") or {}
+        text += f" ({where['filename']}:{start.get('line', '?')}:{start.get('column', '?')})"
+    if diag.get("address"):
+        text += f" [{diag['address']}]"
+    return text
+
+
+def _change_key(actions: list[str]) -> str:
+    if actions == ["create", "delete"]:
+        return "+/- replace"  # create_before_destroy
+    if len(actions) == 2:
+        return "-/+ replace"
+    return _SYMBOL.get(actions[0], actions[0]) if actions else "no-op"
+
+
+@dataclass
+class _Result:
+    """One finished terraform command."""
+
+    code: int
+    stdout: str
+    stderr: str
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+    def of_type(self, kind: str) -> Iterator[dict[str, Any]]:
+        return (m for m in self.messages if m.get("type") == kind)
+
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        found = (m.get("diagnostic") for m in self.of_type("diagnostic"))
+        return [d for d in found if isinstance(d, dict) and d.get("severity") == "error"]
+
+    @property
+    def applying(self) -> bool:
+        """Whether terraform had started changing resources (planning was over)."""
+        return any(True for _ in self.of_type("apply_start"))
+
+    def counts(self, operation: str) -> dict[str, int]:
+        """The ``change_summary`` of ``operation`` (add, change, remove, import)."""
+        for message in self.of_type("change_summary"):
+            changes = message.get("changes") or {}
+            if changes.get("operation") == operation:
+                return {k: v for k, v in changes.items() if isinstance(v, int)}
+        return {}
+
+    def planned_lines(self) -> list[str]:
+        """``+ create ADDRESS`` lines from the ``planned_change`` messages of an apply or destroy."""
+        lines = []
+        for message in self.of_type("planned_change"):
+            change = message.get("change") or {}
+            action = change.get("action", "")
+            if action not in _NOT_A_CHANGE:
+                lines.append(f"{_SYMBOL.get(action, action)} {(change.get('resource') or {}).get('addr', '?')}")
+        return lines
+
+
+class _Session:
+    """One backend operation on one working copy: its deadline, environment and secrets."""
+
+    def __init__(self, run: ComponentRun, cli: _Cli, kill_grace: float) -> None:
+        self.run, self.cli, self.kill_grace = run, cli, kill_grace
+        self.workdir = working_dir(run)
+        timeout = run.timeout if run.timeout is not None else getattr(run.impl, "timeout", None)
+        self.timeout = float(timeout) if timeout else None
+        self.deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        self.env = _base_env()
+        self.secrets = set(run.secrets)
+        target, region = run.target, getattr(run.target, "region", None)
+        if run.cloud == "aws" and region:
+            self.env.update(AWS_REGION=str(region), AWS_DEFAULT_REGION=str(region))
+        for attr, var in _TARGET_ENV.items():
+            if getattr(target, attr, None) and var.startswith("ARM_" if run.cloud == "azure" else "AWS_"):
+                self.env[var] = str(getattr(target, attr))
+        for key, value in run.credentials.items():
+            if key in _CREDENTIAL_ENV and value is not None:
+                reveal = getattr(value, "get_secret_value", None)
+                text = str(reveal() if callable(reveal) else value)
+                self.env[_CREDENTIAL_ENV[key]] = text
+                if key not in _PUBLIC_CREDENTIALS:
+                    self.secrets.add(text)
+        self.context = {"env": run.env, "cloud": run.cloud, "component": run.component}
+
+    def mask(self, text: str) -> str:
+        return mask(text, frozenset(self.secrets))
+
+    def log(self, line: str) -> None:
+        self.run.log(self.mask(line))
+
+    # --- state without terraform ----------------------------------------------------------
+
+    @property
+    def local_state(self) -> bool:
+        """Whether the state is the working copy's ``terraform.tfstate`` (no backend configured)."""
+        if self.run.terraform.backend_config:
+            return False
+        return not any(_BACKEND_BLOCK.search(tf.read_text(errors="replace")) for tf in self.run.path.glob("*.tf"))
+
+    def read_local_state(self) -> dict[str, Any] | None:
+        try:
+            state = json.loads((self.workdir / STATE_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+        return state if isinstance(state, dict) else None
+
+    def nothing_deployed(self) -> bool:
+        """True when the local state is missing or empty and no terraform run holds it."""
+        if not self.local_state or (self.workdir / LOCK_INFO).exists():
+            return False
+        return not _has_anything(self.read_local_state())
+
+    # --- the working copy ----------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Copy the module in, write the parameters, and init + validate when anything changed."""
+        module = self.run.path
+        if not module.is_dir():
+            raise TemplateError(f"terraform module directory {module} does not exist", **self.context)
+        self.workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        digest = self._sync(module)
+        _write_private(self.workdir / TFVARS, json.dumps(self.run.parameters, indent=2, sort_keys=True, default=str))
+        config = self.run.terraform.backend_config
+        if config:
+            _write_private(self.workdir / BACKEND_FILE, json.dumps(config, indent=2, sort_keys=True, default=str))
+        digest.update(json.dumps([self.cli.name, self.cli.version, config], sort_keys=True, default=str).encode())
+        marker = self.workdir / DIGEST_FILE
+        if marker.is_file() and marker.read_text().strip() == digest.hexdigest():
+            return
+        self._init()
+        self._validate()
+        marker.write_text(digest.hexdigest() + "\n")
+
+    def _sync(self, module: Path) -> Any:
+        """Copy the module's files into the working copy; returns a digest of what was copied."""
+        digest = hashlib.sha256()
+        copied: list[str] = []
+        for source in sorted(_module_files(module)):
+            relative = source.relative_to(module).as_posix()
+            content = source.read_bytes()
+            digest.update(relative.encode() + b"\0" + hashlib.sha256(content).digest())
+            target = self.workdir / relative
+            if not target.is_file() or target.read_bytes() != content:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(content)
+                shutil.copymode(source, target)
+            copied.append(relative)
+        manifest = self.workdir / MANIFEST_FILE
+        try:
+            previous = set(json.loads(manifest.read_text()))
+        except (OSError, ValueError, TypeError):
+            previous = set()
+        for stale in previous - set(copied):
+            (self.workdir / stale).unlink(missing_ok=True)
+        manifest.write_text(json.dumps(copied, indent=1))
+        return digest
+
+    def _init(self) -> None:
+        args = ["init", "-input=false", "-no-color", *(["-json"] if self.cli.init_json else [])]
+        if self.run.terraform.backend_config:
+            args.append(f"-backend-config={BACKEND_FILE}")
+        result = self.call(*args, json_lines=self.cli.init_json)
+        if result.code != 0:
+            if not self.cli.init_json:  # no JSON diagnostics: the "Error: ..." lines are the summaries
+                found = re.findall(r"Error: (.+)", result.stderr)
+                result.messages = [
+                    {"type": "diagnostic", "diagnostic": {"severity": "error", "summary": s}} for s in found
+                ]
+            raise self.failure("init", result, config_phase=True)
+
+    def _validate(self) -> None:
+        result = self.call("validate", "-json", "-no-color", json_lines=False, quiet=True)
+        with contextlib.suppress(ValueError):
+            diagnostics = json.loads(result.stdout).get("diagnostics") or []
+            result.messages = [{"type": "diagnostic", "diagnostic": d} for d in diagnostics]
+            for diag in diagnostics:
+                if diag.get("severity") == "warning":
+                    self.log(f"Warning: {_diagnostic_text(diag)}")
+        if result.code != 0:
+            raise self.failure("validate", result, config_phase=True)
+
+    # --- running terraform ----------------------------------------------------------------
+
+    def call(self, *args: str, json_lines: bool = True, quiet: bool = False) -> _Result:
+        """Run the CLI in the working copy, streaming its messages to the log unless ``quiet``."""
+        remaining = None if self.deadline is None else self.deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            raise self._timeout(args[0])
+        self.log(f"$ {self.cli.name} {' '.join(args)}")
+        messages: list[dict[str, Any]] = []
+        out: list[str] = []
+
+        def on_line(line: str) -> None:
+            out.append(line)
+            message = _parse_line(line) if json_lines else None
+            if message is not None:
+                messages.append(message)
+            if quiet:
+                return
+            if message is None:
+                self.log(line.rstrip("\n"))
+            else:
+                self._log_message(message)
+
+        code, stderr, timed_out = _spawn(
+            [self.cli.path, *args],
+            cwd=self.workdir,
+            env=self.env,
+            timeout=remaining,
+            kill_grace=self.kill_grace,
+            on_line=on_line,
+        )
+        for line in stderr.splitlines():
+            if line.strip():
+                self.log(line)
+        if timed_out:
+            raise self._timeout(args[0])
+        return _Result(code, "".join(out), stderr, messages)
+
+    def _log_message(self, message: dict[str, Any]) -> None:
+        if message.get("type") == "version":
+            return
+        diag = message.get("diagnostic")
+        if isinstance(diag, dict):
+            self.log(f"{str(diag.get('severity', 'error')).capitalize()}: {_diagnostic_text(diag)}")
+            return
+        text = message.get("@message")
+        for line in str(text or "").strip("\n").splitlines():
+            self.log(line)
+
+    def _timeout(self, command: str) -> CommandTimeout:
+        return CommandTimeout(
+            f"{self.run.component}: {self.cli.name} {command} ran past the {self.timeout:g}s timeout and was stopped",
+            timeout=self.timeout,
+            **self.context,
+        )
+
+    def failure(self, command: str, result: _Result, *, config_phase: bool = False) -> BackendError:
+        """The error for a failed command, from its JSON diagnostics.
+
+        A held state lock is ResourceBusy. From init/validate, an error located in the module
+        (or a known configuration summary) is a TemplateError. From plan/apply, configuration
+        summaries met before terraform started changing resources are TemplateErrors; anything
+        else is DeploymentFailed.
+        """
+        errors = result.errors
+        lock = next((d for d in errors if d.get("summary") == LOCK_SUMMARY), None)
+        if lock is not None or (not errors and LOCK_SUMMARY in result.stderr):
+            return self._busy(str((lock or {}).get("detail") or result.stderr))
+        text = "; ".join(dict.fromkeys(_diagnostic_text(d) for d in errors))
+        text = text or result.stderr.strip() or f"exit code {result.code}"
+        if any(d.get("summary") == "No value for required variable" for d in errors):
+            text += " (set it in the component's parameters)"
+        message = self.mask(f"{self.run.component}: {self.cli.name} {command} failed: {text}")
+        is_config = [bool(_CONFIG_ERROR.match(str(d.get("summary", "")))) for d in errors]
+        if config_phase:
+            located = any(d.get("range") for d in errors)
+            return (TemplateError if located or any(is_config) else BackendError)(message, **self.context)
+        if any(is_config) and not result.applying:
+            return TemplateError(message, **self.context)
+        return DeploymentFailed(message, **self.context)
+
+    def _busy(self, detail: str) -> ResourceBusy:
+        info = dict(_LOCK_FIELD.findall(detail))
+        who, lock_id = info.get("Who") or "another terraform run", info.get("ID") or "?"
+        operation = f" ({info['Operation']})" if info.get("Operation") else ""
+        since = f" since {info['Created']}" if info.get("Created") else ""
+        return ResourceBusy(
+            self.mask(
+                f"{self.run.component}: the terraform state is locked by {who}{operation}{since}, lock ID "
+                f"{lock_id}; wait for that run to finish, or if it died run '{self.cli.name} force-unlock "
+                f"{lock_id}' in {self.workdir}"
+            ),
+            holder=who,
+            lock_id=lock_id,
+            since=info.get("Created"),
+            **self.context,
+        )
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.chmod(path, 0o600)
+
+
+def _module_files(module: Path) -> Iterable[Path]:
+    for folder, dirs, files in os.walk(module):
+        dirs[:] = [d for d in dirs if d not in _SKIP_DIRS]
+        yield from (Path(folder) / name for name in files if not _SKIP_FILES.match(name))
+
+
+def _parse_line(line: str) -> dict[str, Any] | None:
+    if not line.lstrip().startswith("{"):
+        return None
+    try:
+        parsed = json.loads(line)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def _spawn(
+    argv: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    timeout: float | None,
+    kill_grace: float,
+    on_line: Callable[[str], None],
+) -> tuple[int, str, bool]:
+    """Run ``argv`` in its own process group, stdout line by line; returns (exit code, stderr, timed out).
+
+    On timeout the group is interrupted (terraform stops cleanly and releases its lock), then
+    killed if it is still running ``kill_grace`` seconds later.
+    """
+    proc = subprocess.Popen(  # noqa: S603 - argv list, no shell; values travel in files
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        start_new_session=True,
+    )
+    finished, timed_out = threading.Event(), threading.Event()
+    errors: list[str] = []
+
+    def watchdog() -> None:
+        if not finished.wait(timeout):
+            timed_out.set()
+            _signal_group(proc.pid, signal.SIGINT)
+            if not finished.wait(kill_grace):
+                _signal_group(proc.pid, signal.SIGKILL)
+
+    reader = threading.Thread(target=lambda: errors.extend(proc.stderr or ()), daemon=True)
+    reader.start()
+    if timeout is not None:
+        threading.Thread(target=watchdog, daemon=True).start()
+    try:
+        for line in proc.stdout or ():
+            on_line(line)
+        code = proc.wait()
+    finally:
+        finished.set()
+        if proc.poll() is None:  # the caller was interrupted: leave no terraform behind
+            _signal_group(proc.pid, signal.SIGKILL)
+            proc.wait()
+        reader.join(timeout=10)
+    return code, "".join(errors), timed_out.is_set()
+
+
+def _has_anything(state: dict[str, Any] | None) -> bool:
+    if not state:
+        return False
+    return bool(state.get("outputs")) or any(r.get("instances") for r in state.get("resources") or [])
+
+
+def _unwrap_outputs(raw: str) -> tuple[dict[str, Any], frozenset[str]]:
+    try:
+        data = json.loads(raw or "{}")
+    except ValueError:
+        data = {}
+    items = {name: item for name, item in data.items() if isinstance(item, dict)}
+    return {name: item.get("value") for name, item in items.items()}, frozenset(
+        name for name, item in items.items() if item.get("sensitive")
+    )
+
+
+def _plan_outcome(plan: dict[str, Any], exit_code: int) -> Outcome:
+    """An Outcome from ``show -json`` of a saved plan; output changes are listed when no resource changes."""
+    summary: list[str] = []
+    output_lines: list[str] = []
+    changes = 0
+    for change in plan.get("resource_changes") or []:
+        actions = (change.get("change") or {}).get("actions") or []
+        address = change.get("address", "?")
+        if actions and actions[0] not in _NOT_A_CHANGE:
+            changes += 1
+            summary.append(f"{_change_key(actions)} {address}")
+        elif change.get("previous_address"):
+            summary.append(f"~ move {change['previous_address']} -> {address}")
+    outputs: dict[str, Any] = {}
+    sensitive: set[str] = set()
+    planned = (plan.get("planned_values") or {}).get("outputs") or {}
+    for name, change in (plan.get("output_changes") or {}).items():
+        actions = change.get("actions") or []
+        if change.get("after_unknown") is True:
+            outputs[name] = KNOWN_AFTER_APPLY
+        elif "delete" not in actions:
+            outputs[name] = change.get("after")
+        if change.get("after_sensitive") is True or (planned.get(name) or {}).get("sensitive"):
+            sensitive.add(name)
+        if actions and actions[0] not in _NOT_A_CHANGE:
+            output_lines.append(f"{_change_key(actions)} output.{name}")
+    return Outcome(
+        changes=changes,
+        outputs=outputs,
+        summary=summary or output_lines,
+        no_changes=exit_code == 0,
+        sensitive=frozenset(sensitive),
+    )
+
+
+class TerraformBackend:
+    """Plans, applies, destroys and inspects terraform modules with the ``terraform`` (or ``tofu``) CLI."""
+
+    def __init__(self, *, kill_grace: float = 10.0) -> None:
+        self.kill_grace = kill_grace
+        """Seconds between interrupting a timed-out terraform and killing it."""
+
+    def _session(self, run: ComponentRun) -> _Session:
+        return _Session(run, _cli(run.terraform.binary), self.kill_grace)
+
+    def plan(self, run: ComponentRun) -> Outcome:
+        """``plan -out`` then ``show -json``: a line per changed address, outputs (unknown ones as placeholders)."""
+        session = self._session(run)
+        session.prepare()
+        result = session.call("plan", "-input=false", "-no-color", "-json", "-detailed-exitcode", f"-out={PLAN_FILE}")
+        if result.code not in (0, 2):
+            raise session.failure("plan", result)
+        try:
+            shown = session.call("show", "-json", "-no-color", PLAN_FILE, json_lines=False, quiet=True)
+        finally:
+            (session.workdir / PLAN_FILE).unlink(missing_ok=True)  # it holds every variable in clear text
+        if shown.code != 0:
+            raise session.failure("show", shown)
+        return _plan_outcome(json.loads(shown.stdout), result.code)
+
+    def apply(self, run: ComponentRun) -> Outcome:
+        """``apply -auto-approve -json`` streamed to the log, then the outputs."""
+        session = self._session(run)
+        session.prepare()
+        result = session.call("apply", "-input=false", "-no-color", "-json", "-auto-approve")
+        if result.code != 0:
+            raise session.failure("apply", result)
+        counts = result.counts("apply")
+        changes = counts.get("add", 0) + counts.get("change", 0) + counts.get("remove", 0)
+        outputs, sensitive = self._read_outputs(session)
+        return Outcome(
+            changes=changes,
+            outputs=outputs,
+            summary=result.planned_lines(),
+            no_changes=changes == 0,
+            sensitive=sensitive,
+        )
+
+    def destroy(self, run: ComponentRun) -> Outcome:
+        """``destroy -auto-approve -json``; a component with no (local) state is ``no_changes``."""
+        session = self._session(run)
+        if session.nothing_deployed():
+            return Outcome(no_changes=True)
+        session.prepare()
+        result = session.call("destroy", "-input=false", "-no-color", "-json", "-auto-approve")
+        if result.code != 0:
+            raise session.failure("destroy", result)
+        removed = result.counts("destroy").get("remove", 0)
+        return Outcome(changes=removed, summary=result.planned_lines(), no_changes=removed == 0)
+
+    def outputs(self, run: ComponentRun) -> dict[str, Any]:
+        """The state's outputs (``output -json``, unwrapped to name: value)."""
+        session = self._session(run)
+        if session.nothing_deployed():
+            return {}
+        session.prepare()
+        return self._read_outputs(session)[0]
+
+    def exists(self, run: ComponentRun) -> bool:
+        """Whether the state holds at least one resource or output (the state file, or ``show -json``; no refresh)."""
+        session = self._session(run)
+        if session.local_state:
+            return _has_anything(session.read_local_state())
+        session.prepare()
+        shown = session.call("show", "-json", "-no-color", json_lines=False, quiet=True)
+        if shown.code != 0:
+            raise session.failure("show", shown)
+        values = json.loads(shown.stdout or "{}").get("values") or {}
+        root = values.get("root_module") or {}
+        return bool(values.get("outputs") or root.get("resources") or root.get("child_modules"))
+
+    def drift(self, run: ComponentRun) -> Drift:
+        """``plan -refresh-only -detailed-exitcode``: drifted resources, and outputs that moved with them."""
+        session = self._session(run)
+        if session.nothing_deployed():
+            return Drift(supported=True, drifted=False)
+        session.prepare()
+        result = session.call("plan", "-refresh-only", "-input=false", "-no-color", "-json", "-detailed-exitcode")
+        if result.code not in (0, 2):
+            raise session.failure("plan -refresh-only", result)
+        if result.code == 0:
+            return Drift(supported=True, drifted=False)
+        resources: list[str] = []
+        for message in result.of_type("resource_drift"):
+            change = message.get("change") or {}
+            resources.append(f"{(change.get('resource') or {}).get('addr', '?')} ({change.get('action', 'update')})")
+        for message in result.of_type("outputs"):
+            for name, item in (message.get("outputs") or {}).items():
+                if (item or {}).get("action", "noop") not in _NOT_A_CHANGE:
+                    resources.append(f"output.{name} ({item['action']})")
+        return Drift(supported=True, drifted=True, resources=resources)
+
+    @staticmethod
+    def _read_outputs(session: _Session) -> tuple[dict[str, Any], frozenset[str]]:
+        shown = session.call("output", "-json", "-no-color", json_lines=False, quiet=True)
+        if shown.code != 0:
+            raise session.failure("output", shown)
+        return _unwrap_outputs(shown.stdout)
