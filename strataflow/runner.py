@@ -46,7 +46,7 @@ class Job:
     credentials: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
-@dataclass
+@dataclass(repr=False)
 class Result:
     report: ComponentReport
     record: ComponentRecord | None
@@ -54,6 +54,10 @@ class Result:
     summary: list[str] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     """Real output values for downstream components (the report's are masked)."""
+
+    def __repr__(self) -> str:
+        # Prefect logs a failed task's state with its data: show no outputs there
+        return f"Result({self.report.status})"
 
 
 def build_run(job: Job, *, secret: SecretLookup | None, log: Callable[[str], None]) -> tuple[ComponentRun, str]:
@@ -100,12 +104,14 @@ def execute(job: Job, *, secret: SecretLookup | None = None, log: Callable[[str]
         secrets = run.secrets
         backend = backends.get(run.impl.backend)
         if _unchanged(job, digest, backend, run):
-            assert job.previous is not None and job.previous.applied is not None
             log(f"{job.name}: unchanged (digest {digest}); not run again")
-            outputs = dict(job.previous.applied.outputs)
-            if job.previous.applied.sensitive:
-                outputs.update({k: v for k, v in backend.outputs(run).items() if k in job.previous.applied.sensitive})
-            return _result(job, "unchanged", started, clock, outputs, frozenset(job.previous.applied.sensitive), 0, None, None, write=False)
+            applied = job.previous.applied if job.previous and job.action == "apply" else None
+            if applied is None:
+                return _result(job, "unchanged", started, clock, {}, frozenset(), 0, None, None, write=False)
+            outputs = dict(applied.outputs)
+            if applied.sensitive:
+                outputs.update({k: v for k, v in backend.outputs(run).items() if k in applied.sensitive})
+            return _result(job, "unchanged", started, clock, outputs, frozenset(applied.sensitive), 0, None, None, write=False)
         outcome = _with_retries(lambda: getattr(backend, job.action)(run), log)
     except StrataError as exc:
         message = mask(str(exc), secrets)
@@ -126,10 +132,12 @@ def execute(job: Job, *, secret: SecretLookup | None = None, log: Callable[[str]
 
 def _unchanged(job: Job, digest: str, backend: backends.Backend, run: ComponentRun) -> bool:
     previous = job.previous
-    if job.force or previous is None or previous.applied is None:
+    if job.force:
         return False
     if job.action == "destroy":
-        return previous.state in ("destroyed", "never")
+        return previous is None or previous.state in ("destroyed", "never")
+    if previous is None or previous.applied is None:
+        return False
     if job.action != "apply" or previous.state != "applied" or previous.applied.digest != digest:
         return False
     return backend.exists(run)

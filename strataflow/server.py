@@ -98,6 +98,8 @@ def _healthy(url: str, path: str = "/health", context: Any = None) -> bool:
     try:
         with urllib.request.urlopen(url.rstrip("/") + path, timeout=2, context=context) as response:  # noqa: S310 - loopback only
             return bool(response.status < 500)
+    except urllib.error.HTTPError as exc:  # an answer, even 401/404, means it is up
+        return exc.code < 500
     except (OSError, urllib.error.URLError, ValueError):
         return False
 

@@ -23,6 +23,7 @@ from strataflow.errors import LockedError, StateError
 
 OK_STATUSES = frozenset({"succeeded", "unchanged"})
 REDO_STATUSES = frozenset({"failed", "skipped", "cancelled"})
+ACQUIRE_RACE_SECONDS = 30.0
 LEASE_SECONDS = 60.0
 """Prefect's minimum lease; renewed every 45 s, so a crashed run frees the lock within about a minute."""
 DURATIONS_KEPT = 10
@@ -303,28 +304,28 @@ def environment_lock(env: str, cloud: str, flow_run_id: str | None, actor: str |
     name = lock_name(env, cloud)
     with _api(f"create the lock {name}"), _client() as client:
         try:
-            client.read_global_concurrency_limit_by_name(name)
+            limit = client.read_global_concurrency_limit_by_name(name)
         except ObjectNotFound:
             with contextlib.suppress(ObjectAlreadyExists):
                 client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+            limit = None
+    if limit is not None and limit.active_slots >= limit.limit and wait <= 0:
+        raise LockedError(_locked_message(env, cloud, wait), env=env)
     holder = ConcurrencyLeaseHolder(type="flow_run", id=UUID(flow_run_id)) if flow_run_id else None
+    slot = concurrency(
+        name,
+        occupy=1,
+        # a taken lock was refused above; this bounds a race between two starting runs
+        timeout_seconds=wait if wait > 0 else ACQUIRE_RACE_SECONDS,
+        strict=True,
+        lease_duration=LEASE_SECONDS,
+        holder=holder,
+        raise_on_lease_renewal_failure=False,
+    )
     try:
-        slot = concurrency(
-            name,
-            occupy=1,
-            timeout_seconds=max(wait, 1.0),
-            strict=True,
-            lease_duration=LEASE_SECONDS,
-            holder=holder,
-            raise_on_lease_renewal_failure=False,
-        )
         slot.__enter__()
     except TimeoutError as exc:
         raise LockedError(_locked_message(env, cloud, wait), env=env) from exc
-    except Exception as exc:
-        if "Timed out" in type(exc).__name__ or "Timeout" in type(exc).__name__:
-            raise LockedError(_locked_message(env, cloud, wait), env=env) from exc
-        raise
     try:
         _set_holder(env, cloud, {"flow_run_id": flow_run_id, "actor": actor, "since": now().isoformat()})
         yield

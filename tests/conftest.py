@@ -35,5 +35,8 @@ def prefect_api(strata_home: Path) -> Iterator[str]:
         with temporary_settings(updates={PREFECT_API_URL: url}):
             yield url
     finally:
+        from prefect.logging.handlers import APILogHandler
+
+        APILogHandler.flush()
         server.stop()
         shutil.rmtree(strata_home, ignore_errors=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,8 +36,15 @@ def layered(
     return Dag(edges, durations)
 
 
-def write_config(root: Path, dag: Dag, fail: set[str] | None = None, env: str = "dev", extra_env: str = "") -> Path:
-    """A config directory deploying ``dag`` with components that sleep their duration."""
+def write_config(
+    root: Path, dag: Dag, fail: set[str] | None = None, env: str | None = None, extra_env: str = ""
+) -> Path:
+    """A config directory deploying ``dag`` with components that sleep their duration.
+
+    Its one environment gets a fresh name (unless ``env`` is given), so tests sharing one
+    Prefect server never see each other's state.
+    """
+    env = env or f"t{uuid.uuid4().hex[:10]}"
     (root / "environments").mkdir(parents=True, exist_ok=True)
     components = {}
     for name, deps in dag.edges.items():

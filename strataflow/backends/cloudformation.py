@@ -1,0 +1,766 @@
+"""AWS CloudFormation: plan, apply, destroy, outputs, exists and drift of one stack (boto3).
+
+apply validates the template (CloudFormation's own message, never retried), refuses other
+accounts, then creates or updates the stack and polls it, logging its events. ``STATUS`` says
+what every stack status means and ``result_of`` turns the status an operation ended in into
+success or ``DeploymentFailed`` with the first failing resource's reason. plan is a change
+set, described then deleted; parameters still ``(known after apply)`` keep their previous
+value, or the plan lists the template's resources. "No updates" is a result (``_Op.unchanged``);
+botocore errors are mapped in ``translated``, transient ones retried with backoff in ``_Op.call``.
+
+Emulators (moto) fail a resource synchronously inside CreateStack and leave the stack
+CREATE_IN_PROGRESS: that is a ``DeploymentFailed`` and the stack is deleted, as AWS's rollback
+would. Without ListImports importers are found in the other stacks' templates; without drift
+detection ``drift`` answers ``supported=False``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from enum import Enum
+from typing import Any, Literal
+
+import boto3
+import yaml
+from botocore import xform_name
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, NoCredentialsError, ProfileNotFound
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.parsers import ResponseParserError
+
+from strataflow.backends.base import ComponentRun, Drift, Outcome, mask
+from strataflow.config import AwsTarget, CloudFormationImpl
+from strataflow.errors import (
+    AccountMismatch,
+    BackendError,
+    CommandTimeout,
+    DeploymentFailed,
+    ResourceBusy,
+    TemplateError,
+    TransientError,
+)
+from strataflow.refs import KNOWN_AFTER_APPLY, as_text
+
+MAX_TEMPLATE_BODY = 51_200
+"""Bytes CloudFormation accepts inline; larger templates go through the template bucket."""
+_CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=10, read_timeout=60)
+_STACK_TYPE = "AWS::CloudFormation::Stack"
+StackAction = Literal["create", "update", "delete"]
+Json = dict[str, Any]
+
+
+class Standing(Enum):
+    """What a stack status means for the next operation."""
+
+    BUSY = "an operation is in progress"
+    READY = "complete and can be updated"
+    REVERTED = "its last change failed and was undone; it can be updated"
+    STILLBORN = "it was never created successfully; it is deleted and created again"
+    GONE = "deleted"
+    STUCK = "it needs a human: continue the rollback or delete it, then apply again"
+
+
+STATUS: dict[str, Standing] = {
+    "CREATE_IN_PROGRESS": Standing.BUSY,
+    "CREATE_FAILED": Standing.STILLBORN,  # a create with rollback disabled
+    "CREATE_COMPLETE": Standing.READY,
+    "ROLLBACK_IN_PROGRESS": Standing.BUSY,
+    "ROLLBACK_FAILED": Standing.STILLBORN,
+    "ROLLBACK_COMPLETE": Standing.STILLBORN,
+    "DELETE_IN_PROGRESS": Standing.BUSY,
+    "DELETE_FAILED": Standing.STUCK,
+    "DELETE_COMPLETE": Standing.GONE,
+    "UPDATE_IN_PROGRESS": Standing.BUSY,
+    "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS": Standing.BUSY,
+    "UPDATE_COMPLETE": Standing.READY,
+    "UPDATE_FAILED": Standing.REVERTED,  # an update with rollback disabled: may be updated again
+    "UPDATE_ROLLBACK_IN_PROGRESS": Standing.BUSY,
+    "UPDATE_ROLLBACK_FAILED": Standing.STUCK,
+    "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS": Standing.BUSY,
+    "UPDATE_ROLLBACK_COMPLETE": Standing.REVERTED,
+    "REVIEW_IN_PROGRESS": Standing.STILLBORN,  # the empty stack a CREATE change set makes
+    "IMPORT_IN_PROGRESS": Standing.BUSY,
+    "IMPORT_COMPLETE": Standing.READY,
+    "IMPORT_ROLLBACK_IN_PROGRESS": Standing.BUSY,
+    "IMPORT_ROLLBACK_FAILED": Standing.STUCK,
+    "IMPORT_ROLLBACK_COMPLETE": Standing.REVERTED,
+}
+SUCCEEDED: dict[StackAction, str] = {
+    "create": "CREATE_COMPLETE",
+    "update": "UPDATE_COMPLETE",
+    "delete": "DELETE_COMPLETE",
+}
+
+
+def standing(status: str | None) -> Standing:
+    """What ``status`` means (``None``: no stack); a status newer than the table is judged by its suffix."""
+    if status is None:
+        return Standing.GONE
+    return STATUS.get(status) or (Standing.BUSY if status.endswith("_IN_PROGRESS") else Standing.STUCK)
+
+
+def result_of(action: StackAction, status: str, reason: str = "", **context: Any) -> None:
+    """Return if ``action`` ended well in ``status``; raise the typed error it means otherwise."""
+    if standing(status) is Standing.BUSY:
+        raise ResourceBusy(f"stack {context.get('stack', '')} is still {status}", status=status, **context)
+    if status != SUCCEEDED[action]:
+        why = f": {reason}" if reason else ""
+        raise DeploymentFailed(f"{action} of stack {context.get('stack', '')} ended {status}{why}", **context)
+
+
+# --- clients, shared by the threads of one process ------------------------------------
+
+_lock = threading.Lock()
+_clients: dict[tuple[str, ...], tuple[Any, float]] = {}
+"""Clients by (service, region, profile, endpoint, key id, role), with their credentials' expiry."""
+_verified: set[tuple[str, ...]] = set()
+_validated: set[str] = set()
+
+
+def _secret(value: Any) -> str | None:
+    """The text of a credential given as a pydantic SecretStr or a plain string."""
+    getter = getattr(value, "get_secret_value", None)
+    text = getter() if callable(getter) else value
+    return str(text) if text else None
+
+
+def _client_key(target: AwsTarget, credentials: Mapping[str, Any]) -> tuple[str, ...]:
+    key_id = _secret(credentials.get("aws_access_key_id")) or ""
+    return (target.region, target.profile or "", target.endpoint_url or "", key_id, target.role_arn or "")
+
+
+def client(service: str, target: AwsTarget, credentials: Mapping[str, Any]) -> Any:
+    """A cached boto3 client for ``target``. ``credentials`` may hold aws_access_key_id,
+    aws_secret_access_key and aws_session_token (SecretStr or text); empty: the default chain.
+    With ``target.role_arn`` the client acts as that role (assumed, and re-assumed before expiry)."""
+    key = (service, *_client_key(target, credentials))
+    with _lock:
+        cached = _clients.get(key)
+        if cached is None or (target.role_arn and cached[1] < time.time() + 300):
+            session, expires = _session(target, credentials)
+            cached = (session.client(service, endpoint_url=target.endpoint_url, config=_CONFIG), expires)
+            _clients[key] = cached
+        return cached[0]
+
+
+def _session(target: AwsTarget, credentials: Mapping[str, Any]) -> tuple[Any, float]:
+    """A boto3 session for ``target``, and when its credentials expire (inf for long-lived ones)."""
+    base = boto3.session.Session(
+        aws_access_key_id=_secret(credentials.get("aws_access_key_id")),
+        aws_secret_access_key=_secret(credentials.get("aws_secret_access_key")),
+        aws_session_token=_secret(credentials.get("aws_session_token")),
+        profile_name=target.profile,
+        region_name=target.region,
+    )
+    if not target.role_arn:
+        return base, float("inf")
+    sts = base.client("sts", endpoint_url=target.endpoint_url, config=_CONFIG)
+    with translated("assume the deploy role", subject=target.role_arn, secrets=frozenset(), emulator=bool(target.endpoint_url)):
+        assumed = sts.assume_role(RoleArn=target.role_arn, RoleSessionName="strataflow")["Credentials"]
+    session = boto3.session.Session(
+        aws_access_key_id=assumed["AccessKeyId"],
+        aws_secret_access_key=assumed["SecretAccessKey"],
+        aws_session_token=assumed["SessionToken"],
+        region_name=target.region,
+    )
+    return session, assumed["Expiration"].timestamp()
+
+
+def clear_caches(*, validated: bool = True) -> None:
+    """Forget cached clients, verified accounts and (unless told not to) validated templates."""
+    with _lock:
+        _clients.clear()
+        _verified.clear()
+        if validated:
+            _validated.clear()
+
+
+# --- errors ---------------------------------------------------------------------------
+
+
+class _Missing(BackendError):
+    """The stack, or an import of an export, does not exist."""
+
+
+class _NoChanges(BackendError):
+    """CloudFormation has nothing to do."""
+
+
+class _Unsupported(BackendError):
+    """The endpoint does not implement the operation (an emulator)."""
+
+
+_THROTTLED = ("Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException", "SlowDown")
+_UNAVAILABLE = ("ServiceUnavailable", "InternalFailure", "InternalError", "RequestTimeout", "RequestTimeoutException")
+TRANSIENT_CODES = frozenset((*_THROTTLED, *_UNAVAILABLE, "RequestThrottled"))
+_DENIED = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthFailure", "InvalidAccessKeyId")
+_BAD_KEY = ("InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException", "SignatureDoesNotMatch")
+ACCESS_CODES = frozenset((*_DENIED, *_BAD_KEY, "UnrecognizedClientException"))
+_UNSUPPORTED_CODES = frozenset(("NotImplemented", "InvalidAction", "UnknownOperationException"))
+_CFN_CODES = ("ValidationError", "AlreadyExistsException", "LimitExceededException", "TokenAlreadyExistsException")
+_CLOUDFORMATION_CODES = frozenset((*_CFN_CODES, "InsufficientCapabilitiesException", "InvalidOperationException"))
+_DEPLOY_OPERATIONS = frozenset(("CreateStack", "UpdateStack", "ExecuteChangeSet", "DeleteStack"))
+
+
+def _says_no_changes(message: str) -> bool:
+    """CloudFormation's only way of saying 'nothing to do' (UpdateStack, CreateChangeSet)."""
+    return "No updates are to be performed" in message or "didn't contain changes" in message
+
+
+@contextmanager
+def translated(
+    operation: str, *, subject: str, secrets: frozenset[str] = frozenset(), emulator: bool = False, **context: Any
+) -> Iterator[None]:
+    """Map botocore's exceptions for ``operation`` on ``subject`` to strataflow's: the only place that does."""
+    try:
+        yield
+    except ClientError as exc:
+        raise _from_client_error(operation, subject, exc, secrets, context) from exc
+    except NotImplementedError as exc:  # moto in-process: an action it lacks
+        raise _Unsupported(f"{operation} is not implemented by this endpoint", **context) from exc
+    except ResponseParserError as exc:  # moto's server answers an HTML 500 when it fails
+        if emulator and operation in _DEPLOY_OPERATIONS:
+            raise DeploymentFailed(f"{subject}: {operation} failed inside the endpoint (HTTP 500)", **context) from exc
+        if emulator:
+            raise _Unsupported(f"{operation}: the endpoint's answer is not CloudFormation's", **context) from exc
+        raise TransientError(f"{subject}: {operation}: unreadable response from AWS", **context) from exc
+    except (BotoConnectionError, HTTPClientError) as exc:
+        raise TransientError(f"{subject}: {operation}: {mask(str(exc), secrets)}", **context) from exc
+    except (NoCredentialsError, ProfileNotFound) as exc:
+        raise BackendError(f"{subject}: no usable AWS credentials ({exc})", **context) from exc
+    except BotoCoreError as exc:
+        raise BackendError(f"{subject}: {operation}: {mask(str(exc), secrets)}", **context) from exc
+
+
+def _from_client_error(
+    operation: str, subject: str, exc: ClientError, secrets: frozenset[str], context: Json
+) -> BackendError:
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", ""))
+    message = mask(str(error.get("Message") or code), secrets)
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    text = f"{subject}: {message}"
+    if code in _UNSUPPORTED_CODES or status == 501:
+        return _Unsupported(text, **context)
+    if code in TRANSIENT_CODES or status >= 500:
+        return TransientError(f"{subject}: {operation}: {code}: {message}", **context)
+    if code in ACCESS_CODES:
+        return BackendError(f"{subject}: AWS refused {operation} ({code}): {message}", **context)
+    if code == "ValidationError" and _says_no_changes(message):
+        return _NoChanges(text, **context)
+    if operation == "ValidateTemplate" or code == "InsufficientCapabilitiesException":
+        return TemplateError(text, **context)
+    if code == "ValidationError" and (operation == "ListImports" or "does not exist" in message):
+        return _Missing(text, **context)
+    if code == "ValidationError" and re.search(r"IN_PROGRESS state|state and can ?not be", message):
+        return ResourceBusy(text, **context)
+    if code == "ValidationError":
+        return TemplateError(text, **context)
+    if operation in _DEPLOY_OPERATIONS and code not in _CLOUDFORMATION_CODES:
+        return DeploymentFailed(f"{subject}: {code}: {message}", **context)  # a resource failed synchronously
+    return BackendError(f"{subject}: {operation} failed ({code}): {message}", **context)
+
+
+# --- templates ------------------------------------------------------------------------
+
+
+class _TemplateLoader(yaml.SafeLoader):
+    """CloudFormation YAML: any short-form ``!Tag value`` loads as ``{"Fn::Tag": value}`` (``!Ref``: ``Ref``)."""
+
+
+def _short_form(loader: _TemplateLoader, suffix: str, node: yaml.Node) -> Json:
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {"Ref" if suffix == "Ref" else f"Fn::{suffix}": value}
+
+
+_TemplateLoader.add_multi_constructor("!", _short_form)
+
+
+def load_template(text: str) -> Json:
+    """A template (YAML with short-form tags, or JSON) as a mapping; TemplateError when it is not one."""
+    try:
+        data = yaml.load(text, Loader=_TemplateLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise TemplateError(f"template is not YAML or JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise TemplateError("a template must be a mapping with Resources")
+    return data
+
+
+def _imports(value: Any) -> Iterator[Any]:
+    """Every value of an ``Fn::ImportValue`` inside a template."""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if key == "Fn::ImportValue":
+            yield item
+        yield from _imports(item)
+
+
+def _substitute(text: str, values: Mapping[str, str]) -> str:
+    """``text`` with each ``${Name}`` of an Fn::Sub replaced from ``values`` (unknown names stay)."""
+    return re.sub(r"\$\{([^}!]+)\}", lambda m: values.get(m.group(1), m.group(0)), text)
+
+
+def _change_line(change: Mapping[str, Any]) -> str:
+    resource = change.get("ResourceChange", {})
+    action = str(resource.get("Action", "Modify"))
+    sign = {"Add": "+", "Remove": "-", "Import": "<"}.get(action, "~")
+    line = f"{sign} {action} {resource.get('LogicalResourceId')} ({resource.get('ResourceType')})"
+    replacement = resource.get("Replacement") if action == "Modify" else None
+    return f"{line} replacement: {replacement}" if replacement else line
+
+
+def _outputs(stack: Mapping[str, Any] | None) -> Json:
+    return {o["OutputKey"]: o.get("OutputValue") for o in (stack or {}).get("Outputs", [])}
+
+
+# --- one operation on one stack -------------------------------------------------------
+
+
+class _Op:
+    """One backend operation on one run's stack: calls with retries, waiting, events."""
+
+    def __init__(self, backend: CloudFormationBackend, run: ComponentRun) -> None:
+        if not isinstance(run.target, AwsTarget) or not isinstance(run.impl, CloudFormationImpl):
+            raise BackendError(f"{run.component}: not a CloudFormation component on AWS", component=run.component)
+        self.backend, self.run, self.target, self.impl = backend, run, run.target, run.impl
+        self.name = run.deployment_name
+        self.secrets = frozenset(run.secrets | {s for s in map(_secret, run.credentials.values()) if s})
+        self.context: Json = {"env": run.env, "component": run.component, "stack": self.name}
+        default_poll = 0.2 if self.target.endpoint_url else 2.0
+        self.poll = default_poll if backend.poll_interval is None else backend.poll_interval
+        self.timeout = float(run.timeout or self.impl.timeout or backend.wait_timeout)
+        self._body: str | None = None
+
+    def log(self, line: str) -> None:
+        self.run.log(mask(line, self.secrets))
+
+    def call(self, operation: str, service: str = "cloudformation", subject: str = "", **kwargs: Any) -> Json:
+        """``operation`` with errors mapped; transient errors retried with exponential backoff and jitter."""
+        attempts, base = max(1, self.backend.attempts), self.backend.backoff
+        emulator = bool(self.target.endpoint_url)
+        for attempt in range(1, attempts + 1):
+            try:
+                with translated(operation, subject=subject or self.name, secrets=self.secrets, emulator=emulator):
+                    method = getattr(client(service, self.target, self.run.credentials), xform_name(operation))
+                    return dict(method(**kwargs))
+            except BackendError as exc:
+                exc.context.update(self.context)
+                if not exc.retryable or attempt == attempts:
+                    raise
+                delay = min(base * 2 ** (attempt - 1), 30.0) + random.uniform(0, base)  # noqa: S311 - jitter
+                self.log(f"{exc}; retrying in {delay:.1f} s (attempt {attempt + 1} of {attempts})")
+                time.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def pages(self, operation: str, key: str, **kwargs: Any) -> Iterator[Any]:
+        while True:
+            page = self.call(operation, **kwargs)
+            yield from page.get(key, [])
+            if not page.get("NextToken"):
+                return
+            kwargs["NextToken"] = page["NextToken"]
+
+    def body(self) -> str:
+        if self._body is None:
+            try:
+                self._body = self.run.path.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise TemplateError(
+                    f"{self.name}: cannot read template {self.run.path}: {exc}", **self.context
+                ) from exc
+        return self._body
+
+    def template(self) -> dict[str, str]:
+        """TemplateBody, or TemplateURL after uploading a template over 51,200 bytes to the template bucket."""
+        body, bucket = self.body(), self.target.template_bucket
+        if len(body.encode()) <= MAX_TEMPLATE_BODY:
+            return {"TemplateBody": body}
+        if not bucket:
+            raise TemplateError(
+                f"{self.run.path} is over CloudFormation's {MAX_TEMPLATE_BODY}-byte limit for inline templates; "
+                "set template_bucket in the environment's aws settings",
+                **self.context,
+            )
+        key = f"strataflow/{self.name}/{hashlib.sha256(body.encode()).hexdigest()[:20]}.template"
+        self.call("PutObject", service="s3", Bucket=bucket, Key=key, Body=body.encode())
+        return {"TemplateURL": f"https://{bucket}.s3.{self.target.region}.amazonaws.com/{key}"}
+
+    def validate(self, template: Mapping[str, str]) -> None:
+        """validate_template, once per template content per process."""
+        digest = hashlib.sha256(self.body().encode()).hexdigest()
+        with _lock:
+            if digest in _validated:
+                return
+        self.call("ValidateTemplate", subject=str(self.impl.template), **template)
+        with _lock:
+            _validated.add(digest)
+
+    def unknown(self) -> list[str]:
+        return sorted(k for k, v in self.run.parameters.items() if v is not None and KNOWN_AFTER_APPLY in as_text(v))
+
+    def stack_args(self, template: Mapping[str, str], previous: frozenset[str] = frozenset()) -> Json:
+        """Name, template, parameters (unknown ones keep their previous value), capabilities and tags."""
+        parameters: list[Json] = []
+        for key, value in sorted(self.run.parameters.items()):
+            if value is None:
+                continue
+            if KNOWN_AFTER_APPLY not in as_text(value):
+                parameters.append({"ParameterKey": key, "ParameterValue": as_text(value)})
+            elif key in previous:
+                parameters.append({"ParameterKey": key, "UsePreviousValue": True})
+            else:
+                raise BackendError(f"{self.name}: {key} is not known before its upstream is applied", **self.context)
+        tags = {**self.impl.tags, "strata:env": self.run.env, "strata:component": self.run.component}
+        if self.run.flow_run_id:
+            tags["strata:flow-run"] = self.run.flow_run_id
+        return {
+            "StackName": self.name,
+            "Parameters": parameters,
+            "Capabilities": self.impl.capabilities,
+            "Tags": [{"Key": k, "Value": str(v)} for k, v in tags.items()],
+            **template,
+        }
+
+    def describe(self, stack: str | None = None) -> Json | None:
+        """The stack (by name or id), or None when there is none."""
+        try:
+            found = self.call("DescribeStacks", StackName=stack or self.name).get("Stacks", [])
+        except _Missing:
+            return None
+        return dict(found[0]) if found else None
+
+    def settled(self) -> Json | None:
+        """The stack once no other operation is in progress on it (None: there is none)."""
+        deadline = time.monotonic() + self.timeout
+        stack = self.describe()
+        while stack is not None and standing(stack["StackStatus"]) is Standing.BUSY:
+            if time.monotonic() > deadline:
+                raise ResourceBusy(f"another operation holds stack {self.name}: {stack['StackStatus']}", **self.context)
+            self.log(f"{stack['StackStatus']} {self.name}: waiting for another operation to finish")
+            time.sleep(self.poll)
+            stack = self.describe(stack["StackId"])
+        return None if stack is None or standing(stack["StackStatus"]) is Standing.GONE else stack
+
+    def events(self, stack_id: str, known: set[str]) -> list[Json]:
+        """Events newer than ``known`` (which they join), oldest first; without ``known``, the newest page."""
+        fresh: list[Json] = []
+        kwargs: Json = {"StackName": stack_id}
+        with suppress(_Missing):
+            while True:
+                page = self.call("DescribeStackEvents", **kwargs)
+                new = [e for e in page.get("StackEvents", []) if e["EventId"] not in known]
+                fresh.extend(new)
+                if not known or len(new) < len(page.get("StackEvents", [])) or not page.get("NextToken"):
+                    break
+                kwargs["NextToken"] = page["NextToken"]
+        known.update(e["EventId"] for e in fresh)
+        return fresh[::-1]
+
+    def wait(self, stack_id: str, action: StackAction, known: set[str]) -> tuple[Json, list[Json]]:
+        """Poll until the stack settles, logging its events; raise unless ``action`` succeeded."""
+        deadline = time.monotonic() + self.timeout
+        seen: list[Json] = []
+        while True:
+            stack = self.describe(stack_id) or {"StackId": stack_id, "StackStatus": "DELETE_COMPLETE"}
+            for event in self.events(stack_id, known):
+                seen.append(event)
+                status, why = event["ResourceStatus"], event.get("ResourceStatusReason")
+                reason = f": {why}" if why and "FAILED" in status else ""
+                self.log(f"{status} {event['LogicalResourceId']} {event.get('ResourceType')}{reason}")
+            if standing(stack["StackStatus"]) is not Standing.BUSY:
+                result_of(action, stack["StackStatus"], self.reason(seen, stack), **self.context)
+                return stack, seen
+            if time.monotonic() > deadline:
+                raise CommandTimeout(
+                    f"stack {self.name} is still {stack['StackStatus']} after {self.timeout:.0f} s; CloudFormation "
+                    "carries on: look at its events, then apply again",
+                    **self.context,
+                )
+            time.sleep(self.poll)
+
+    def reason(self, events: list[Json], stack: Mapping[str, Any]) -> str:
+        """The first failing resource's reason (the later ones are 'cancelled'), else the stack's; masked."""
+        for event in events:
+            why = str(event.get("ResourceStatusReason") or "")
+            if event["ResourceStatus"].endswith("FAILED") and why and "cancelled" not in why:
+                failed = f"{event['LogicalResourceId']} ({event.get('ResourceType')}) {event['ResourceStatus']}"
+                return mask(f"{failed}: {why}", self.secrets)
+        return mask(str(stack.get("StackStatusReason") or "CloudFormation gave no reason"), self.secrets)
+
+    def check_account(self) -> None:
+        """Refuse credentials that reach another account than the environment's (once per client and account)."""
+        expected = self.target.account_id
+        key = (*_client_key(self.target, self.run.credentials), expected or "")
+        with _lock:
+            if not expected or key in _verified:
+                return
+        actual = str(self.call("GetCallerIdentity", service="sts").get("Account"))
+        if actual != expected:
+            raise AccountMismatch(
+                f"the credentials of environment {self.run.env} reach AWS account {actual}, but the environment "
+                f"deploys to account {expected}; stack {self.name} was not touched",
+                **self.context,
+            )
+        with _lock:
+            _verified.add(key)
+
+    def unchanged(self, stack: Mapping[str, Any]) -> Outcome:
+        """The one place that says the stack already is what was asked for."""
+        self.log(f"{self.name}: no changes")
+        return Outcome(no_changes=True, outputs=_outputs(stack))
+
+    def same_as_deployed(self, stack: Mapping[str, Any], args: Json) -> bool:
+        """Template, parameters and tags but the flow run's equal the stack's: UpdateStack would only retag it."""
+        tags = [
+            {t["Key"]: t["Value"] for t in ts or [] if t["Key"] != "strata:flow-run"}
+            for ts in (stack.get("Tags"), args["Tags"])
+        ]
+        current = self.call("GetTemplate", StackName=stack["StackId"], TemplateStage="Original").get("TemplateBody")
+        body: Any = self.body()
+        if isinstance(current, dict):  # botocore decodes JSON templates
+            with suppress(ValueError):
+                body = json.loads(body)
+        declared = load_template(self.body()).get("Parameters") or {}
+        wanted = {k: as_text(v["Default"]) for k, v in declared.items() if isinstance(v, dict) and "Default" in v}
+        wanted |= {p["ParameterKey"]: p["ParameterValue"] for p in args["Parameters"]}
+        now = {p["ParameterKey"]: p.get("ParameterValue") for p in stack.get("Parameters", [])}
+        resolved = any("ResolvedValue" in p for p in stack.get("Parameters", []))  # SSM values resolve anew on update
+        return tags[0] == tags[1] and current == body and now == wanted and not resolved
+
+    def create(self, args: Json) -> Outcome:
+        try:
+            created = self.call("CreateStack", ClientRequestToken=f"strata-create-{uuid.uuid4()}", **args)
+        except DeploymentFailed:  # an emulator failed a resource and left the stack CREATE_IN_PROGRESS
+            with suppress(BackendError):
+                left = self.describe()
+                if left is not None and left["StackStatus"] == "CREATE_IN_PROGRESS":
+                    self.call("DeleteStack", StackName=left["StackId"])
+            raise
+        stack, _ = self.wait(created["StackId"], "create", set())
+        resources = list(self.pages("ListStackResources", "StackResourceSummaries", StackName=stack["StackId"]))
+        summary = [f"+ Add {r['LogicalResourceId']} ({r['ResourceType']})" for r in resources]
+        return Outcome(changes=len(resources), outputs=_outputs(stack), summary=summary)
+
+    def update(self, stack: Mapping[str, Any], args: Json) -> Outcome:
+        if self.same_as_deployed(stack, args):
+            return self.unchanged(stack)
+        known = {e["EventId"] for e in self.events(stack["StackId"], set())}
+        try:
+            self.call("UpdateStack", ClientRequestToken=f"strata-update-{uuid.uuid4()}", **args)
+        except _NoChanges:
+            return self.unchanged(stack)
+        final, events = self.wait(stack["StackId"], "update", known)
+        changed: dict[str, str] = {}
+        for event in events:
+            status, logical = event["ResourceStatus"], event["LogicalResourceId"]
+            if logical != self.name and status.endswith("_COMPLETE"):
+                sign = {"CREATE": "+ Add", "DELETE": "- Remove"}.get(status.split("_")[0], "~ Modify")
+                changed[logical] = f"{sign} {logical} ({event.get('ResourceType')})"
+        return Outcome(changes=len(changed) or 1, outputs=_outputs(final), summary=list(changed.values()))
+
+    def delete(self, stack: Mapping[str, Any]) -> None:
+        known = {e["EventId"] for e in self.events(stack["StackId"], set())}
+        self.call("DeleteStack", StackName=stack["StackId"], ClientRequestToken=f"strata-delete-{uuid.uuid4()}")
+        self.wait(stack["StackId"], "delete", known)
+
+    def importers(self, stack: Mapping[str, Any]) -> list[str]:
+        """The stacks importing any of ``stack``'s exports."""
+        exports = {str(o["ExportName"]) for o in stack.get("Outputs", []) if o.get("ExportName")}
+        found: set[str] = set()
+        try:
+            for export in sorted(exports):
+                with suppress(_Missing):  # AWS: "Export ... is not imported by any stack"
+                    found.update(self.pages("ListImports", "Imports", ExportName=export))
+        except _Unsupported:
+            return self.importers_by_template(exports, str(stack["StackId"]))
+        return sorted(found)
+
+    def importers_by_template(self, exports: set[str], own_id: str) -> list[str]:
+        """For endpoints without ListImports: the other stacks whose templates import one of ``exports``."""
+        found = []
+        for other in self.pages("DescribeStacks", "Stacks"):
+            if other["StackId"] == own_id or standing(other["StackStatus"]) in (Standing.GONE, Standing.STILLBORN):
+                continue
+            body = self.call("GetTemplate", StackName=other["StackId"]).get("TemplateBody")
+            values = {p["ParameterKey"]: str(p.get("ParameterValue")) for p in other.get("Parameters", [])}
+            values |= {"AWS::StackName": other["StackName"], "AWS::Region": self.target.region}
+            for name in _imports(body if isinstance(body, dict) else load_template(str(body))):
+                sub = name.get("Fn::Sub") if isinstance(name, dict) else None
+                text = _substitute(sub, values) if sub else name
+                if isinstance(text, str) and text in exports:
+                    found.append(str(other["StackName"]))
+                    break
+        return sorted(found)
+
+    def preview(self, status: str | None, unknown: list[str]) -> Outcome:
+        """What creating the stack would add, read from the template (when no change set is possible)."""
+        resources = load_template(self.body()).get("Resources") or {}
+        first = f"stack {self.name} will be created"
+        if status is not None:
+            first = f"stack {self.name} is {status}: it will be deleted and created again"
+        if unknown:
+            first += f" (parameters known after apply: {', '.join(unknown)})"
+        types = {name: spec.get("Type") if isinstance(spec, dict) else None for name, spec in resources.items()}
+        lines = [f"+ Add {name} ({kind})" for name, kind in types.items()]
+        return Outcome(changes=len(lines), summary=[first, *lines])
+
+    def change_set(self, kind: str, args: Json, stack: Mapping[str, Any] | None) -> Outcome:
+        """Create a change set, describe it into an Outcome, delete it (and a CREATE's empty stack)."""
+        name = f"strata-plan-{uuid.uuid4().hex[:16]}"
+        try:
+            created = self.call("CreateChangeSet", ChangeSetName=name, ChangeSetType=kind, **args)
+        except _NoChanges:
+            return self.unchanged(stack or {})
+        try:
+            deadline = time.monotonic() + self.timeout
+            found = self.call("DescribeChangeSet", ChangeSetName=created["Id"])
+            while found["Status"] not in ("CREATE_COMPLETE", "FAILED"):
+                if time.monotonic() > deadline:
+                    raise CommandTimeout(f"{self.name}: change set still {found['Status']}", **self.context)
+                time.sleep(self.poll)
+                found = self.call("DescribeChangeSet", ChangeSetName=created["Id"])
+            reason = str(found.get("StatusReason") or "")
+            if found["Status"] == "FAILED" and _says_no_changes(reason):
+                return self.unchanged(stack or {})
+            if found["Status"] == "FAILED":
+                raise TemplateError(f"{self.name}: the change set failed: {reason}", **self.context)
+            changes = list(found.get("Changes", []))
+            while found.get("NextToken"):
+                found = self.call("DescribeChangeSet", ChangeSetName=created["Id"], NextToken=found["NextToken"])
+                changes.extend(found.get("Changes", []))
+            lines = [_change_line(c) for c in changes if c.get("Type", "Resource") == "Resource"]
+            stack_only = f"~ Modify {self.name} ({_STACK_TYPE}): no resource changes (parameters, outputs or tags)"
+            return Outcome(changes=len(lines), summary=lines or [stack_only])
+        finally:
+            with suppress(BackendError):
+                self.call("DeleteChangeSet", ChangeSetName=created["Id"])
+            with suppress(BackendError):
+                left = self.describe(created["StackId"]) if kind == "CREATE" else None
+                if left is not None and left["StackStatus"] == "REVIEW_IN_PROGRESS":
+                    self.call("DeleteStack", StackName=created["StackId"])
+
+
+# --- the backend ----------------------------------------------------------------------
+
+
+class CloudFormationBackend:
+    """Deploys a component as one CloudFormation stack (``strata-<env>-<component>`` by default).
+
+    ``poll_interval``: seconds between polls (None: 2 s against AWS, 0.2 s against an
+    endpoint_url); ``attempts`` per API call under throttling or 5xx, the first retry after
+    ``backoff`` seconds, doubling, plus jitter; ``wait_timeout``: seconds to wait for a stack
+    when the run sets no timeout.
+    """
+
+    def __init__(
+        self,
+        *,
+        poll_interval: float | None = None,
+        attempts: int = 4,
+        backoff: float = 1.0,
+        wait_timeout: float = 3600.0,
+    ) -> None:
+        self.poll_interval = poll_interval
+        self.attempts = attempts
+        self.backoff = backoff
+        self.wait_timeout = wait_timeout
+
+    def plan(self, run: ComponentRun) -> Outcome:
+        op = _Op(self, run)
+        template = op.template()
+        op.validate(template)
+        stack, unknown = op.settled(), op.unknown()
+        status = stack["StackStatus"] if stack else None
+        if stack is None or standing(status) is Standing.STILLBORN:
+            if unknown or (stack is not None and status != "REVIEW_IN_PROGRESS"):
+                return op.preview(status, unknown)
+            return op.change_set("CREATE", op.stack_args(template), None)
+        previous = frozenset(p["ParameterKey"] for p in stack.get("Parameters", []))
+        if set(unknown) - previous:
+            line = f"~ Modify {op.name} ({_STACK_TYPE}): parameters known after apply: {', '.join(unknown)}"
+            return Outcome(changes=1, summary=[line])
+        return op.change_set("UPDATE", op.stack_args(template, previous), stack)
+
+    def apply(self, run: ComponentRun) -> Outcome:
+        op = _Op(self, run)
+        template = op.template()
+        op.validate(template)
+        stack = op.settled()
+        op.check_account()
+        args = op.stack_args(template)
+        kind = standing(stack["StackStatus"] if stack else None)
+        if stack is not None and kind is Standing.STUCK:
+            reason = op.reason(op.events(stack["StackId"], set()), stack)
+            raise DeploymentFailed(f"stack {op.name} is {stack['StackStatus']}: {reason}; {kind.value}", **op.context)
+        if stack is not None and kind is Standing.STILLBORN:
+            op.log(f"{op.name} is {stack['StackStatus']}: {kind.value}")
+            op.delete(stack)
+            stack = None
+        return op.create(args) if stack is None else op.update(stack, args)
+
+    def destroy(self, run: ComponentRun) -> Outcome:
+        op = _Op(self, run)
+        stack = op.settled()
+        if stack is None:
+            return Outcome(no_changes=True)
+        op.check_account()
+        importers = op.importers(stack)
+        if importers:
+            raise DeploymentFailed(
+                f"stack {op.name} cannot be destroyed: its exports are imported by {', '.join(importers)}; "
+                "destroy those first",
+                **op.context,
+            )
+        resources = list(op.pages("ListStackResources", "StackResourceSummaries", StackName=stack["StackId"]))
+        op.delete(stack)
+        summary = [f"- Remove {r['LogicalResourceId']} ({r['ResourceType']})" for r in resources]
+        return Outcome(changes=len(resources), summary=summary)
+
+    def outputs(self, run: ComponentRun) -> dict[str, Any]:
+        return _outputs(_Op(self, run).describe())
+
+    def exists(self, run: ComponentRun) -> bool:
+        stack = _Op(self, run).describe()
+        return stack is not None and standing(stack["StackStatus"]) not in (Standing.GONE, Standing.STILLBORN)
+
+    def drift(self, run: ComponentRun) -> Drift:
+        op = _Op(self, run)
+        stack = op.describe()
+        if stack is None or standing(stack["StackStatus"]) in (Standing.GONE, Standing.STILLBORN):
+            return Drift(supported=True, drifted=True, resources=[f"{op.name} ({_STACK_TYPE}): DELETED"])
+        try:
+            detection = op.call("DetectStackDrift", StackName=stack["StackId"])["StackDriftDetectionId"]
+        except _Unsupported:
+            return Drift(supported=False)
+        deadline = time.monotonic() + op.timeout
+        status = op.call("DescribeStackDriftDetectionStatus", StackDriftDetectionId=detection)
+        while status["DetectionStatus"] == "DETECTION_IN_PROGRESS":
+            if time.monotonic() > deadline:
+                raise CommandTimeout(f"drift detection of stack {op.name} took over {op.timeout:.0f} s", **op.context)
+            time.sleep(op.poll)
+            status = op.call("DescribeStackDriftDetectionStatus", StackDriftDetectionId=detection)
+        filters = {"StackResourceDriftStatusFilters": ["MODIFIED", "DELETED"]}
+        drifts = op.pages("DescribeStackResourceDrifts", "StackResourceDrifts", StackName=stack["StackId"], **filters)
+        resources = [f"{d['LogicalResourceId']} ({d['ResourceType']}): {d['StackResourceDriftStatus']}" for d in drifts]
+        drifted = status.get("StackDriftStatus") == "DRIFTED" or bool(resources)
+        return Drift(supported=True, drifted=drifted, resources=resources)
+
+
+__all__ = ["STATUS", "CloudFormationBackend", "Standing", "clear_caches", "client", "load_template", "result_of"]
