@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -139,6 +140,8 @@ _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 def parse_duration(value: Any) -> float:
     """Seconds in ``value``: a number of seconds or text such as ``90s``, ``30m``, ``24h``, ``2d``."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"'{value}' is not a duration; give a number of seconds >= 0, or e.g. 30m, 24h")
         return float(value)
     match = _DURATION.match(str(value))
     if not match:
@@ -188,12 +191,16 @@ class TerraformSettings(_Model):
 class Environment(_Model):
     name: str = Field(pattern=NAME_PATTERN)
     clouds: Clouds = Field(default_factory=Clouds)
+    default_cloud: Cloud | None = Field(default=None, description="The cloud used when --cloud is not given.")
     promote_from: str | None = None
     approval: Approval = Field(default_factory=Approval)
     variables: dict[str, Any] = Field(default_factory=dict)
     components: dict[str, Override] = Field(default_factory=dict)
     freeze: list[FreezeWindow] = Field(default_factory=list)
     terraform: TerraformSettings = Field(default_factory=TerraformSettings)
+    issue_tracker: str | None = Field(
+        default=None, description="A GitHub issue-tracker block that failed promotions into this environment report to."
+    )
 
     def declared_clouds(self) -> list[str]:
         return [c for c in CLOUDS if getattr(self.clouds, c) is not None]
@@ -242,6 +249,8 @@ class Platform(_Model):
             if cloud not in CLOUDS:
                 raise ConfigError(f"unknown cloud '{cloud}'; use one of {', '.join(CLOUDS)}")
             return cloud
+        if len(declared) > 1 and env.default_cloud:
+            return env.default_cloud
         if len(declared) > 1:
             raise ConfigError(
                 Problem(
@@ -309,16 +318,40 @@ def _problems_from(exc: ValidationError, file: str, data: Any, prefix: tuple[str
         if kind == "extra_forbidden":
             key = str(full[-1])
             parent = ".".join(str(p) for p in full[:-1]) or "the top level"
-            message = f"unknown key '{key}'{_suggest(key, _KNOWN_KEYS)} in {parent}"
+            if key in CLOUDS and len(full) == 3 and full[0] == "components":
+                message = (
+                    f"'{key}:' in {parent} next to a top-level 'backend:'; give either one implementation "
+                    "for every cloud (backend: at the top) or aws:/azure: sections, not both"
+                )
+            elif key in _KNOWN_KEYS:
+                message = f"key '{key}' is not allowed in {parent}"
+            else:
+                message = f"unknown key '{key}'{_suggest(key, _KNOWN_KEYS)} in {parent}"
         elif kind == "missing":
             message = f"'{where}' is required; add it"
         elif kind == "union_tag_invalid":
             given = str(error.get("ctx", {}).get("tag", ""))
+            line, column = yamlsrc.position(data, (*full, "backend"))
             message = f"unknown backend '{given}'{_suggest(given, BACKENDS)} at {where}; use one of {', '.join(BACKENDS)}"
         elif kind == "union_tag_not_found":
             message = f"{where} needs 'backend:' (one of {', '.join(BACKENDS)})"
+        elif kind == "string_pattern_mismatch" and full == ("name",):
+            message = (
+                f"'{error['input']}' (from the file name) is not a valid environment name; rename the file "
+                "to lowercase letters, digits and '-'"
+            )
+        elif kind == "string_pattern_mismatch" and full[-1] == "name" and full[:1] == ("components",):
+            message = (
+                f"'{error['input']}' is not a valid component name; use lowercase letters, digits and '-' "
+                "(at most 63 characters)"
+            )
         elif kind == "string_pattern_mismatch":
             message = f"'{error['input']}' at {where} is not a valid name; use lowercase letters, digits and '-'"
+        elif kind == "value_error":
+            message = f"{where}: {error.get('ctx', {}).get('error', error['msg'])}"
+        elif kind == "list_type":
+            example = f"[{error['input']}]" if isinstance(error["input"], str) else "[...]"
+            message = f"{where} must be a list, e.g. {example}"
         else:
             message = f"{where}: {error['msg']}"
         problems.append(Problem(file, line, column, message))
@@ -336,38 +369,61 @@ def _component_input(name: str, raw: Any) -> dict[str, Any]:
     return {"name": name, **base, "any": impl}
 
 
-def _load_components(root: Path, problems: list[Problem], sources: dict[str, Any]) -> dict[str, Component]:
+def _load_components(
+    root: Path, problems: list[Problem], sources: dict[str, Any], broken: set[str]
+) -> dict[str, Component] | None:
+    """The valid components; None when the file gives no usable ``components:`` mapping.
+
+    ``broken`` receives the names of components that are defined but invalid, so that the
+    cross-checks do not also call them unknown.
+    """
     path = root / "components.yaml"
     file = str(path)
     if not path.exists():
         problems.append(Problem(file, None, None, "missing; a config directory needs components.yaml"))
-        return {}
+        return None
     data, found = yamlsrc.load(path, file)
     problems.extend(found)
     sources[file] = data
     if data is None:
-        return {}
+        if not found:
+            problems.append(Problem(file, None, None, "empty; add 'components:' with one entry per component"))
+        return None
     if not isinstance(data, dict) or set(data) - {"components"}:
         extra = sorted(set(data) - {"components"}) if isinstance(data, dict) else []
         what = f"unknown top-level key '{extra[0]}'{_suggest(extra[0], ['components'])}" if extra else "must be a mapping with 'components:'"
         problems.append(Problem(file, getattr(data, "line", 1), None, what))
         if not isinstance(data, dict):
-            return {}
-    section = data.get("components") or {}
+            return None
+        if "components" not in data:
+            return None
+    section = data.get("components")
+    if section is None or section == {}:
+        line = yamlsrc.position(data, ("components",))[0]
+        message = "no components defined; add one entry per component under 'components:'"
+        problems.append(Problem(file, line, None, message))
+        return {}
     if not isinstance(section, dict):
         problems.append(Problem(file, yamlsrc.position(data, ("components",))[0], None, "'components' must be a mapping of name: component"))
-        return {}
+        return None
     components: dict[str, Component] = {}
     for name, raw in section.items():
         model_input = _component_input(name, raw)
         if "__invalid__" in model_input:
             line, col = yamlsrc.position(data, ("components", name))
             problems.append(Problem(file, line, col, f"component '{name}' must be a mapping"))
+            broken.add(name)
             continue
+        if "name" in raw:
+            line, col = yamlsrc.position(data, ("components", name, "name"))
+            message = f"unknown key 'name' in components.{name}; a component is named by its key"
+            problems.append(Problem(file, line, col, message))
+            model_input = _component_input(name, {k: v for k, v in raw.items() if k != "name"})
         try:
             components[name] = Component.model_validate(model_input)
         except ValidationError as exc:
             problems.extend(_problems_from(exc, file, data, ("components", name)))
+            broken.add(name)
     return components
 
 
@@ -377,7 +433,10 @@ def _load_environments(root: Path, problems: list[Problem], sources: dict[str, A
     if not directory.is_dir():
         problems.append(Problem(str(directory), None, None, "missing; add environments/<name>.yaml (an empty {} is valid)"))
         return environments
-    for path in sorted(directory.glob("*.y*ml")):
+    for path in sorted(directory.glob("*.yml")):
+        message = f"environment files end in .yaml; rename it to {path.stem}.yaml"
+        problems.append(Problem(str(path), None, None, message))
+    for path in sorted(directory.glob("*.yaml")):
         file = str(path)
         name = path.stem
         data, found = yamlsrc.load(path, file)
@@ -390,8 +449,13 @@ def _load_environments(root: Path, problems: list[Problem], sources: dict[str, A
         if not isinstance(data, dict):
             problems.append(Problem(file, 1, None, "an environment file must be a mapping ({} is valid)"))
             continue
+        if "name" in data:
+            line, col = yamlsrc.position(data, ("name",))
+            message = "unknown key 'name' at the top level; an environment is named by its file name"
+            problems.append(Problem(file, line, col, message))
         try:
-            environments[name] = Environment.model_validate({"name": name, **data})
+            fields = {k: v for k, v in data.items() if k != "name"}
+            environments[name] = Environment.model_validate({**fields, "name": name})
         except ValidationError as exc:
             problems.extend(_problems_from(exc, file, data, ()))
     return environments
@@ -406,15 +470,25 @@ def load_platform(config_dir: str | Path = "config") -> Platform:
         )
     problems: list[Problem] = []
     sources: dict[str, Any] = {}
-    components = _load_components(root, problems, sources)
+    broken: set[str] = set()
+    components = _load_components(root, problems, sources, broken)
     environments = _load_environments(root, problems, sources)
-    platform = Platform(root=root, components=components, environments=environments)
+    platform = Platform(root=root, components=components or {}, environments=environments)
     from strataflow import validate  # noqa: PLC0415 - validate needs the models above
 
-    problems.extend(validate.check(platform, sources))
+    problems.extend(validate.check(platform, sources, broken=None if components is None else broken))
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError([_one_line(p) for p in problems])
     return platform
+
+
+def _one_line(problem: Problem) -> Problem:
+    """The problem with control characters (a newline in a key, say) escaped: one problem, one line."""
+    file, message = (_CONTROL.sub(lambda m: repr(m.group())[1:-1], text) for text in (problem.file, problem.message))
+    return Problem(file, problem.line, problem.column, message)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 # --- digests -------------------------------------------------------------------------

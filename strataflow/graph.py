@@ -89,6 +89,8 @@ class Graph:
                 continue
             up, down = item.startswith("+"), item.endswith("+")
             name = item.strip("+")
+            if not name:
+                raise UsageError(f"--select item '{item}' names no component; write NAME, +NAME or NAME+")
             if name not in self.upstream:
                 import difflib  # noqa: PLC0415 - only on the error path
 
@@ -100,6 +102,8 @@ class Graph:
                 chosen |= self.ancestors(name)
             if down:
                 chosen |= self.descendants(name)
+        if not chosen:
+            raise UsageError(f"--select '{spec}' names no component; write NAME, +NAME or NAME+, comma-separated")
         return chosen
 
     def priorities(self, durations: Mapping[str, float] | None = None, default: float = 1.0) -> dict[str, float]:

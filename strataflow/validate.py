@@ -7,7 +7,7 @@ wrong in one pass. Positions come from the YAML data the models were loaded from
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Set
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +20,26 @@ Sources = Mapping[str, Any]
 """The YAML data of each file, by path: for line numbers."""
 
 
-def check(platform: Platform, sources: Sources) -> list[Problem]:
+Exists = Callable[[str], bool]
+"""Whether a component name is defined (valid or not): only the others are 'unknown'."""
+
+
+def check(platform: Platform, sources: Sources, *, broken: Set[str] | None = frozenset()) -> list[Problem]:
+    """Every cross-check's problems.
+
+    ``broken`` names the components that are defined but failed to load (their own problems
+    are already reported), so that nothing else calls them unknown; None means
+    components.yaml itself could not be read, so no component name is called unknown.
+    """
+
+    def exists(name: str) -> bool:
+        return broken is None or name in platform.components or name in broken
+
     problems: list[Problem] = []
-    problems += _dependencies(platform, sources)
-    problems += _references(platform, sources)
+    problems += _dependencies(platform, sources, exists)
+    problems += _references(platform, sources, exists)
     problems += _paths(platform, sources)
-    problems += _environments(platform, sources)
+    problems += _environments(platform, sources, exists)
     if not problems:
         problems += _cycles(platform, sources)
     return problems
@@ -49,7 +63,7 @@ def _impls(component: Component) -> Iterator[tuple[tuple[str, ...], Any]]:
             yield (cloud,), impl
 
 
-def _dependencies(platform: Platform, sources: Sources) -> list[Problem]:
+def _dependencies(platform: Platform, sources: Sources, exists: Exists) -> list[Problem]:
     file = _components_file(platform)
     problems = []
     for name, component in platform.components.items():
@@ -60,13 +74,13 @@ def _dependencies(platform: Platform, sources: Sources) -> list[Problem]:
             line, col = _at(sources, file, name, "depends_on", index)
             if dep == name:
                 problems.append(Problem(file, line, col, f"component '{name}' depends on itself; remove it from depends_on"))
-            elif dep not in platform.components:
+            elif not exists(dep):
                 hint = _suggest(dep, platform.components)
                 problems.append(Problem(file, line, col, f"component '{name}' depends on unknown component '{dep}'{hint}"))
     return problems
 
 
-def _references(platform: Platform, sources: Sources) -> list[Problem]:
+def _references(platform: Platform, sources: Sources, exists: Exists) -> list[Problem]:
     """References in components (checked against every environment) and in overrides."""
     file = _components_file(platform)
     problems = []
@@ -74,7 +88,7 @@ def _references(platform: Platform, sources: Sources) -> list[Problem]:
         for prefix, impl in _impls(component):
             for path, ref in refs.find(impl.model_dump(exclude_defaults=True)):
                 line, col = _at(sources, file, name, *prefix, *path)
-                problems += _check_ref(platform, name, ref, file, line, col)
+                problems += _check_ref(platform, exists, name, ref, file, line, col)
                 if isinstance(ref, refs.Ref) and ref.kind == "var":
                     for env in platform.environments.values():
                         if ref.name not in env.variables and _uses(env, component, prefix):
@@ -91,7 +105,7 @@ def _references(platform: Platform, sources: Sources) -> list[Problem]:
         for cname, override in env.components.items():
             for path, ref in refs.find(override.parameters):
                 line, col = _at(sources, efile, "components", cname, "parameters", *path)
-                problems += _check_ref(platform, cname, ref, efile, line, col)
+                problems += _check_ref(platform, exists, cname, ref, efile, line, col)
                 if isinstance(ref, refs.Ref) and ref.kind == "var" and ref.name not in env.variables:
                     problems.append(Problem(efile, line, col, f"unknown variable '{ref.name}'{_suggest(ref.name, env.variables)}; define it under variables:"))
     return problems
@@ -105,13 +119,13 @@ def _uses(env: Environment, component: Component, prefix: tuple[str, ...]) -> bo
     return not prefix or not declared or prefix[0] in declared
 
 
-def _check_ref(platform: Platform, owner: str, ref: refs.Ref | refs.RefSyntaxError, file: str, line: int | None, col: int | None) -> list[Problem]:
+def _check_ref(platform: Platform, exists: Exists, owner: str, ref: refs.Ref | refs.RefSyntaxError, file: str, line: int | None, col: int | None) -> list[Problem]:
     if isinstance(ref, refs.RefSyntaxError):
         return [Problem(file, line, col, str(ref))]
     if ref.kind == "output":
         if ref.name == owner:
             return [Problem(file, line, col, f"'{owner}' references its own outputs; a component cannot use what it produces")]
-        if ref.name not in platform.components:
+        if not exists(ref.name):
             hint = _suggest(ref.name, platform.components)
             return [Problem(file, line, col, f"'{owner}' references outputs of unknown component '{ref.name}'{hint}")]
     return []
@@ -144,7 +158,7 @@ def _paths(platform: Platform, sources: Sources) -> list[Problem]:
     return problems
 
 
-def _environments(platform: Platform, sources: Sources) -> list[Problem]:
+def _environments(platform: Platform, sources: Sources, exists: Exists) -> list[Problem]:
     problems = []
     for env in platform.environments.values():
         efile = env_file(platform.root, env.name)
@@ -160,38 +174,68 @@ def _environments(platform: Platform, sources: Sources) -> list[Problem]:
             line, col = _at(sources, efile, "approval")
             problems.append(Problem(efile, line, col, "approval.required needs at least one name under approval.approvers"))
         for cname in env.components:
-            if cname not in platform.components:
+            if not exists(cname):
                 line, col = _at(sources, efile, "components", cname)
                 problems.append(Problem(efile, line, col, f"override for unknown component '{cname}'{_suggest(cname, platform.components)}"))
-        problems += _disabled_outputs(platform, env, efile)
+        problems += _disabled_outputs(platform, env, efile, sources)
     return problems
 
 
-def _disabled_outputs(platform: Platform, env: Environment, efile: str) -> list[Problem]:
-    """An enabled component must not need the outputs of a disabled one."""
+def _disabled_outputs(platform: Platform, env: Environment, efile: str, sources: Sources) -> list[Problem]:
+    """An enabled component must not need the outputs of a disabled one, nor of one missing on a declared cloud."""
     problems = []
+    file = _components_file(platform)
     disabled = {n for n, o in env.components.items() if not o.enabled}
-    for cloud in env.declared_clouds() or list(CLOUDS):
+    declared = env.declared_clouds()
+    for cloud in declared or list(CLOUDS):
         for name, component in platform.components.items():
             impl = component.impl(cloud)
             if impl is None or name in disabled:
                 continue
-            for needed in sorted(refs.outputs_used(impl.model_dump()) & disabled):
-                problems.append(Problem(efile, None, None, f"'{name}' uses outputs of '{needed}', which is disabled here; enable it or disable '{name}' too"))
+            used = refs.outputs_used(impl.model_dump()) | refs.outputs_used(env.override(name).parameters)
+            for needed in sorted(used & disabled):
+                line, col = _at(sources, efile, "components", needed)
+                problems.append(Problem(efile, line, col, f"'{name}' uses outputs of '{needed}', which is disabled here; enable it or disable '{name}' too"))
+            if cloud not in declared:
+                continue
+            for needed in sorted(used - disabled):
+                upstream = platform.components.get(needed)
+                if upstream is not None and upstream.impl(cloud) is None:
+                    line, col = _at(sources, file, name)
+                    problems.append(
+                        Problem(
+                            file, line, col,
+                            f"'{name}' uses outputs of '{needed}', which has no {cloud} implementation, but environment "
+                            f"'{env.name}' deploys to {cloud}; add '{cloud}:' to '{needed}' or disable '{name}' in {efile}",
+                        )
+                    )
     return problems
 
 
 def _cycles(platform: Platform, sources: Sources) -> list[Problem]:
+    """A cycle of components.yaml alone is reported there; one closed by an environment's
+    overrides is reported in that environment's file (each environment is checked alone)."""
     file = _components_file(platform)
-    edges = edges_of(platform, None, None)
+    cycle = find_cycle(edges_of(platform, None, None))
+    if cycle is not None:
+        line, col = _at(sources, file, cycle[0])
+        return [Problem(file, line, col, "dependency cycle: " + " -> ".join(cycle) + "; remove one of these dependencies")]
+    problems = []
     for env in platform.environments.values():
-        for name, deps in edges_of(platform, env, None).items():
-            edges[name] |= deps
-    cycle = find_cycle({n: {d for d in deps if d in edges} for n, deps in edges.items()})
-    if cycle is None:
-        return []
-    line, col = _at(sources, file, cycle[0])
-    return [Problem(file, line, col, "dependency cycle: " + " -> ".join(cycle) + "; remove one of these dependencies")]
+        cycle = find_cycle(edges_of(platform, env, None))
+        if cycle is None:
+            continue
+        efile = env_file(platform.root, env.name)
+        member = next((name for name in cycle if name in env.components), cycle[0])
+        line, col = _at(sources, efile, "components", member)
+        problems.append(
+            Problem(
+                efile, line, col,
+                f"dependency cycle in environment '{env.name}': " + " -> ".join(cycle)
+                + "; remove the output reference of an override, or one of these dependencies",
+            )
+        )
+    return problems
 
 
 def relative_to_cwd(path: Path) -> str:

@@ -1,0 +1,1 @@
+output "zone" { value = "example.com" }
