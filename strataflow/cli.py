@@ -114,7 +114,23 @@ def main(argv: Sequence[str] | None = None) -> None:
         if os.environ.get("STRATA_DEBUG"):
             raise
         code = 1
+    _drain_prefect()
     raise SystemExit(code)
+
+
+def _drain_prefect() -> None:
+    """Send Prefect's queued logs and events before exiting, quietly (it would print progress lines)."""
+    if "prefect" not in sys.modules:
+        return
+    import contextlib
+    import io
+
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogHandler
+
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.suppress(Exception):
+        APILogHandler.flush()
+        EventsWorker.drain_all(timeout=5)
 
 
 def _promote_handler(command: str) -> Callable[[argparse.Namespace], int]:
@@ -272,6 +288,10 @@ def cmd_history(args: argparse.Namespace) -> int:
         print(json.dumps(runs, indent=2))
         return 0
     for r in runs:
+        if r["kind"] == "approval":
+            why = r["detail"].get("reason") or r["detail"].get("comment") or ""
+            print(f"{(r['started_at'] or '')[:19]}  {r['actor'] or '-':<12} {'approval':<11} {r['action']:<8} {r['status']:<10} {why}  promotion {r['detail'].get('promotion')}")
+            continue
         counts: dict[str, int] = {}
         for status in r["components"].values():
             counts[status] = counts.get(status, 0) + 1

@@ -30,6 +30,8 @@ class Resolved:
 
     impl: Impl
     parameters: dict[str, Any]
+    shown_parameters: dict[str, Any]
+    """The parameters with secrets left as their reference text: safe to record and diff."""
     digest: str
     secrets: frozenset[str]
     timeout: float | None
@@ -100,10 +102,12 @@ def resolve(
     def real(ref: refs.Ref) -> Any:
         return lookup(ref, reveal=True)
 
-    digest = config_digest(platform.root, _render_impl(impl, shown), refs.render(parameters, shown), component.version)
+    shown_parameters = refs.render(parameters, shown)
+    digest = config_digest(platform.root, _render_impl(impl, shown), shown_parameters, component.version)
     return Resolved(
         impl=_render_impl(impl, real),
         parameters=refs.render(parameters, real),
+        shown_parameters=shown_parameters,
         digest=digest,
         secrets=frozenset(used),
         timeout=env.override(name).timeout or impl.timeout,

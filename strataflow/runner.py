@@ -19,7 +19,8 @@ from strataflow.backends.base import Action, ComponentRun, mask
 from strataflow.config import Environment, Platform
 from strataflow.errors import BackendError, StrataError, TransientError
 from strataflow.report import ComponentReport, masked
-from strataflow.resolve import SecretLookup, resolve
+from strataflow.config import source_digest
+from strataflow.resolve import Resolved, SecretLookup, resolve
 from strataflow.state import DURATIONS_KEPT, Applied, ComponentRecord, DriftRecord, now
 
 RETRIES = 3
@@ -60,8 +61,8 @@ class Result:
         return f"Result({self.report.status})"
 
 
-def build_run(job: Job, *, secret: SecretLookup | None, log: Callable[[str], None]) -> tuple[ComponentRun, str]:
-    """The backend's view of the job, and its config digest."""
+def build_run(job: Job, *, secret: SecretLookup | None, log: Callable[[str], None]) -> tuple[ComponentRun, Resolved]:
+    """The backend's view of the job, and how it was resolved."""
     planning = job.action != "apply"
     resolved = resolve(job.platform, job.env, job.cloud, job.name, job.upstream_outputs, planning=planning, secret=secret)
     target = job.env.target(job.cloud)
@@ -91,7 +92,7 @@ def build_run(job: Job, *, secret: SecretLookup | None, log: Callable[[str], Non
         terraform=job.env.terraform,
         log=lambda line: log(mask(line, secrets)),
     )
-    return run, resolved.digest
+    return run, resolved
 
 
 def execute(job: Job, *, secret: SecretLookup | None = None, log: Callable[[str], None] = lambda _: None) -> Result:
@@ -100,7 +101,8 @@ def execute(job: Job, *, secret: SecretLookup | None = None, log: Callable[[str]
     clock = time.monotonic()
     secrets: frozenset[str] = frozenset()
     try:
-        run, digest = build_run(job, secret=secret, log=log)
+        run, resolved = build_run(job, secret=secret, log=log)
+        digest = resolved.digest
         secrets = run.secrets
         backend = backends.get(run.impl.backend)
         if _unchanged(job, digest, backend, run):
@@ -125,7 +127,7 @@ def execute(job: Job, *, secret: SecretLookup | None = None, log: Callable[[str]
         status = "planned"
     else:
         status = "unchanged" if outcome.no_changes and job.action == "destroy" else "succeeded"
-    result = _result(job, status, started, clock, outcome.outputs, outcome.sensitive, outcome.changes, None, digest, write=job.action != "plan")
+    result = _result(job, status, started, clock, outcome.outputs, outcome.sensitive, outcome.changes, None, resolved, write=job.action != "plan")
     result.summary = [mask(line, secrets) for line in outcome.summary]
     return result
 
@@ -165,7 +167,7 @@ def _result(
     sensitive: frozenset[str],
     changes: int,
     error: str | None,
-    digest: str | None,
+    resolved: Resolved | None,
     write: bool = True,
 ) -> Result:
     duration = round(time.monotonic() - clock, 3)
@@ -179,22 +181,24 @@ def _result(
         changes=changes,
         error=error,
     )
-    record = _record(job, status, started, finished, duration, outputs, sensitive, changes, error, digest) if write and job.action != "plan" else None
+    record = _record(job, status, started, finished, duration, outputs, sensitive, changes, error, resolved) if write and job.action != "plan" else None
     return Result(report=report, record=record, outputs=outputs)
 
 
 def _record(
     job: Job, status: str, started: Any, finished: Any, duration: float, outputs: dict[str, Any],
-    sensitive: frozenset[str], changes: int, error: str | None, digest: str | None,
+    sensitive: frozenset[str], changes: int, error: str | None, resolved: Resolved | None,
 ) -> ComponentRecord:
     """The new state record of an apply or destroy."""
     previous = job.previous
     applied = previous.applied if previous else None
     durations = list(previous.durations) if previous else []
     if status == "succeeded" and job.action == "apply":
-        assert digest is not None
+        assert resolved is not None
         applied = Applied(
-            digest=digest,
+            digest=resolved.digest,
+            parameters=resolved.shown_parameters,
+            source_digest=source_digest(job.platform.root, job.platform.components[job.name].impl(job.cloud)),
             version=job.platform.components[job.name].version,
             outputs=masked(outputs, sensitive),
             sensitive=sorted(sensitive),

@@ -21,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -274,3 +275,24 @@ def stop() -> list[str]:
             stopped.append(name)
         _state_file(name).unlink(missing_ok=True)
     return stopped
+
+
+@dataclass
+class BackgroundJob:
+    process: subprocess.Popen[bytes]
+    log: Path
+    id_file: Path
+
+
+def spawn_detached(name: str, command: list[str]) -> BackgroundJob:
+    """Run a strata command in the background, detached from this terminal, logging under STRATA_HOME."""
+    jobs = home() / "jobs"
+    jobs.mkdir(exist_ok=True)
+    stamp = f"{name}-{int(time.time() * 1000)}"
+    log, id_file = jobs / f"{stamp}.log", jobs / f"{stamp}.id"
+    env = {**os.environ, "STRATA_PROMOTION_ID_FILE": str(id_file)}
+    with open(log, "ab") as out:
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+    return BackgroundJob(process, log, id_file)

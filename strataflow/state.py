@@ -42,6 +42,8 @@ class Applied(BaseModel):
     version: str | None = None
     outputs: dict[str, Any] = Field(default_factory=dict)
     sensitive: list[str] = Field(default_factory=list, description="Output keys stored masked.")
+    parameters: dict[str, Any] = Field(default_factory=dict, description="Resolved parameters, secrets as references.")
+    source_digest: str | None = Field(default=None, description="Digest of the template/module files alone.")
     applied_at: datetime
     actor: str | None = None
     flow_run_id: str | None = None
@@ -87,7 +89,7 @@ class ComponentRecord(BaseModel):
 class RunRecord(BaseModel):
     """One orchestrator or promotion run: who ran what, when, and how it ended."""
 
-    kind: Literal["orchestrate", "promote", "unlock"] = "orchestrate"
+    kind: Literal["orchestrate", "promote", "approval", "unlock", "drift"] = "orchestrate"
     env: str
     cloud: str
     action: str
@@ -254,6 +256,7 @@ def run_history(env: str, cloud: str, limit: int) -> list[RunRecord]:
         if ident not in seen:
             seen.add(ident)
             runs.append(record)
+    runs.sort(key=lambda r: r.started_at or now(), reverse=True)
     return runs[:limit]
 
 
@@ -361,6 +364,20 @@ def _set_holder(env: str, cloud: str, holder: dict[str, Any]) -> None:
         client.update_variable(VariableUpdate(name=name, value=value))
 
 
+def lock_holder_if_held(env: str, cloud: str) -> dict[str, Any] | None:
+    """Who holds the environment's lock right now, or None when nobody does."""
+    from prefect.exceptions import ObjectNotFound  # noqa: PLC0415
+
+    with _api(f"read the lock of {env}"), _client() as client:
+        try:
+            limit = client.read_global_concurrency_limit_by_name(lock_name(env, cloud))
+        except ObjectNotFound:
+            return None
+    if limit.active_slots < limit.limit:
+        return None
+    return lock_holder(env, cloud) or {"flow_run_id": "unknown", "actor": "unknown"}
+
+
 def lock_holder(env: str, cloud: str) -> dict[str, Any] | None:
     with contextlib.suppress(Exception), _client() as client:
         variable = client.read_variable_by_name(_holder_variable(env, cloud))
@@ -388,6 +405,64 @@ def force_unlock(env: str, cloud: str, actor: str | None) -> bool:
         )
     )
     return existed
+
+
+def read_flow_run(flow_run_id: str) -> dict[str, Any] | None:
+    """A flow run's flow name, parameters, state and cloud tag, or None when there is none."""
+    from prefect.exceptions import ObjectNotFound  # noqa: PLC0415
+
+    with _api(f"read flow run {flow_run_id}"), _client() as client:
+        try:
+            run = client.read_flow_run(UUID(flow_run_id))
+        except ObjectNotFound:
+            return None
+        flow = client.read_flow(run.flow_id)
+    cloud = next((t.split(":", 1)[1] for t in run.tags if t.startswith("cloud:")), None)
+    return {
+        "flow": flow.name,
+        "parameters": dict(run.parameters),
+        "state": run.state.type.value if run.state else None,
+        "state_name": run.state.name if run.state else "unknown",
+        "cloud": cloud or run.parameters.get("cloud") or "aws",
+    }
+
+
+def promotion_request(env: str, cloud: str, flow_run_id: str) -> dict[str, Any] | None:
+    """The requester and approvers a promotion waiting for approval recorded, or None."""
+    for record in run_history(env, cloud, 50):
+        if record.kind == "promote" and record.flow_run_id == flow_run_id:
+            if record.status != "awaiting approval":
+                return None
+            return {"requester": record.detail.get("requester"), "approvers": list(record.detail.get("approvers", []))}
+    return None
+
+
+def record_decision(env: str, cloud: str, promotion: str, decision: str, actor: str, comment: str, refused: str | None) -> None:
+    """Record an approval decision made from the command line (refused ones included)."""
+    write_run(
+        RunRecord(
+            kind="approval", env=env, cloud=cloud, action=decision, status="refused" if refused else "sent",
+            actor=actor, started_at=now(), finished_at=now(),
+            detail={"promotion": promotion, "reason": refused, "comment": comment},
+        )
+    )
+
+
+def resume_promotion(flow_run_id: str, decision: dict[str, Any]) -> None:
+    """Resume a paused promotion with a decision (validated by the server against its input schema)."""
+    from prefect.exceptions import FlowPauseTimeout, NotPausedError  # noqa: PLC0415
+    from prefect.flow_runs import resume_flow_run  # noqa: PLC0415
+
+    from strataflow.errors import UsageError  # noqa: PLC0415
+
+    try:
+        resume_flow_run(UUID(flow_run_id), run_input=decision)
+    except NotPausedError:
+        raise UsageError(f"flow run {flow_run_id} is not paused") from None
+    except FlowPauseTimeout:
+        raise UsageError(f"flow run {flow_run_id} waited too long: its approval timed out") from None
+    except RuntimeError as exc:
+        raise UsageError(f"the server refused the decision: {exc}") from None
 
 
 def tag_flow_run(flow_run_id: str | None, tags: list[str]) -> None:

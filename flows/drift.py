@@ -1,0 +1,84 @@
+"""The drift flow: ask each component's backend whether what is deployed still matches what was applied."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
+from prefect.runtime import flow_run as current_flow_run
+from prefect.utilities.annotations import quote
+
+from blocks.credentials import load_credentials
+from strataflow import backends, server, state
+from strataflow import graph as graphs
+from strataflow.actor import resolve_actor
+from strataflow.config import load_platform
+from strataflow.errors import StrataError
+from strataflow.runner import Job, build_run, drift_record
+from strataflow.state import RunRecord, now
+
+
+def _run_name() -> str:
+    params = current_flow_run.parameters
+    return f"drift {params.get('env')} ({params.get('cloud') or 'default cloud'})"
+
+
+@task(cache_policy=NO_CACHE, persist_result=False)
+def check_component(job: Job) -> dict[str, Any]:
+    """One component's drift, recorded on its state record."""
+    logger = get_run_logger()
+    previous = job.previous
+    if previous is None or previous.state != "applied":
+        return {"status": "not applied"}
+    if job.sandbox is None:
+        job.credentials = load_credentials(job.cloud, getattr(job.env.target(job.cloud), "credentials", None))
+    try:
+        run, _ = build_run(job, secret=None, log=logger.info)
+        found = backends.get(run.impl.backend).drift(run)
+    except StrataError as exc:
+        logger.error("%s: drift check failed: %s", job.name, exc)
+        return {"status": "error", "error": str(exc)}
+    record = previous.model_copy(update={"drift": drift_record(found)})
+    state.write_component(record)
+    if not found.supported:
+        return {"status": "unknown", "resources": []}
+    return {"status": "drifted" if found.drifted else "in sync", "resources": found.resources}
+
+
+@flow(name="drift", flow_run_name=_run_name, persist_result=False)
+def drift(env: str, cloud: str | None = None, select: str | None = None, config_dir: str = "config",
+          sandbox: bool = False, actor: str | None = None, max_parallel: int = 8) -> dict[str, Any]:
+    """Check every applied component of ``env`` for drift; publish the drifted ones as an artifact."""
+    platform = load_platform(config_dir)
+    environment = platform.environment(env)
+    cloud = platform.cloud_for(environment, cloud)
+    graph, selected = graphs.select_components(platform, env, cloud, select)
+    names = [n for n in graph.order() if n in selected]
+    context = FlowRunContext.get()
+    flow_run_id = str(context.flow_run.id) if context and context.flow_run else None
+    state.tag_flow_run(flow_run_id, ["strata", "drift", f"env:{env}", f"cloud:{cloud}"])
+    records = state.latest_components(env, cloud, graph.nodes)
+    outputs = {n: dict(r.applied.outputs) for n, r in records.items() if r.applied is not None and r.state == "applied"}
+    sandbox_info = server.sandbox(cloud) if sandbox else None
+    futures = {}
+    for name in names:
+        job = Job(
+            platform=platform, env=environment, cloud=cloud, name=name, action="plan",
+            upstream_outputs={d: outputs[d] for d in graph.upstream[name] if d in outputs},
+            previous=records.get(name), flow_run_id=flow_run_id, sandbox=sandbox_info, state_dir=server.home(),
+        )
+        futures[name] = check_component.with_options(task_run_name=f"drift-{name}").submit(quote(job))
+    results = {name: future.result() for name, future in futures.items()}
+    drifted = [n for n, r in results.items() if r["status"] == "drifted"]
+    lines = [f"# Drift in {env} ({cloud}): {', '.join(drifted) or 'none'}", "", "| component | result | resources |", "|---|---|---|"]
+    lines += [f"| {n} | {r['status']} | {'<br>'.join(r.get('resources', [])) or r.get('error', '')} |" for n, r in results.items()]
+    create_markdown_artifact("\n".join(lines), key=f"strata-drift-{env}-{cloud}".lower(), description=f"drift {env}")
+    state.write_run(RunRecord(
+        kind="drift", env=env, cloud=cloud, action="drift", status="drifted" if drifted else "in sync",
+        flow_run_id=flow_run_id, actor=resolve_actor(actor), started_at=now(), finished_at=now(),
+        components={n: r["status"] for n, r in results.items()},
+    ))
+    return {"env": env, "cloud": cloud, "drifted": drifted, "components": results}
