@@ -16,7 +16,7 @@ import time
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
+from prefect.artifacts import create_markdown_artifact
 from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run as current_flow_run
@@ -148,8 +148,8 @@ def _schedule(
     in_flight: dict[concurrent.futures.Future[Any], tuple[str, PrefectFuture[Any]]] = {}
     submitted: dict[str, PrefectFuture[Any]] = {}
     order = work.order()
-    progress_id = create_progress_artifact(0.0, description=f"{action} {job_args['env'].name}: components finished")
-    reported_at = 0.0
+    progress_id: str | None = None  # created once the run has gone on for PROGRESS_EVERY seconds
+    reported_at = time.monotonic()
     try:
         while not scheduler.finished:
             for name in scheduler.start():
@@ -161,7 +161,9 @@ def _schedule(
                 break
             if time.monotonic() - reported_at > PROGRESS_EVERY:
                 # after submitting, so the update never delays a ready component
-                update_progress_artifact(progress_id, 100.0 * len(report.components) / max(1, len(order)))
+                if progress_id is None:
+                    progress_id = state.create_progress(job_args["flow_run_id"], f"{action} {job_args['env'].name}: components finished")
+                state.update_progress(progress_id, 100.0 * len(report.components) / max(1, len(order)))
                 reported_at = time.monotonic()
             done, _ = concurrent.futures.wait(list(in_flight), return_when=concurrent.futures.FIRST_COMPLETED)
             for raw in done:
@@ -169,7 +171,7 @@ def _schedule(
                 result = _result_of(future, name)
                 results[name] = result
                 report.components[name] = result.report
-                progress.emit(name, result.report.status, report=result.report)
+                progress.emit(name, result.report.status, report=result.report, summary=result.summary)
                 for skipped in scheduler.finish(name, result.report.status != "failed"):
                     because = scheduler.skipped[skipped]
                     report.components[skipped] = ComponentReport(status="skipped", skipped_because=because)
@@ -184,7 +186,7 @@ def _schedule(
             if name not in report.components:
                 report.components[name] = ComponentReport(status="cancelled", error="never started")
         report.components = {name: report.components[name] for name in order}
-        update_progress_artifact(progress_id, 100.0)
+        state.update_progress(progress_id, 100.0)
     return results
 
 
@@ -208,15 +210,15 @@ def _submit(
     # No task-run tags: Prefect checks tag concurrency limits for every tagged task run, which
     # cost ~300 ms per component here (3.9.1, 2 cores). The flow run carries the tags and each
     # task run is named `<action>-<component>`.
-    return deploy_component.with_options(task_run_name=f"{action}-{name}").submit(
-        quote(job), wait_for=upstream_futures
-    )
+    return deploy_component.submit(quote(job), action, name, wait_for=upstream_futures)
 
 
 def _result_of(future: PrefectFuture[Any], name: str) -> Result:
     future.wait()
     state_ = future.state
-    data = state_.result(raise_on_failure=False)
+    data = getattr(state_.data, "result", None)  # the in-memory result record: no round trip
+    if not isinstance(data, Result):
+        data = state_.result(raise_on_failure=False)
     if isinstance(data, Result):
         return data
     message = f"the task crashed: {data!r}" if isinstance(data, BaseException) else f"the task ended {state_.type.value}"

@@ -129,7 +129,7 @@ def _drain_prefect() -> None:
     from prefect.logging.handlers import APILogHandler
 
     with contextlib.redirect_stderr(io.StringIO()), contextlib.suppress(Exception):
-        APILogHandler.flush()
+        APILogHandler().flush()
         EventsWorker.drain_all(timeout=5)
 
 
@@ -234,7 +234,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from strataflow.live import ProgressView
 
     names = graph.subgraph(selected).order()
-    with ProgressView(names if not getattr(args, "resume", False) else []):
+    with ProgressView(names if not getattr(args, "resume", False) else []) as view:
         state = orchestrate(
             env=args.env,
             cloud=cloud,
@@ -251,7 +251,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     data, code = flow_outcome(state)
     assert data is not None
-    emit_report(args, data)
+    emit_report(args, data, view.summaries if args.command == "plan" else None)
     del platform
     return code
 

@@ -30,6 +30,8 @@ class ProgressView:
         self.status: dict[str, str] = dict.fromkeys(components, "waiting")
         self.started: dict[str, float] = {}
         self.elapsed: dict[str, float] = {}
+        self.summaries: dict[str, list[str]] = {}
+        """What each component's backend said it did or would do (plan lines)."""
         self._lock = threading.Lock()
         self._unsubscribe = lambda: None
         self._live: Any = None
@@ -56,6 +58,8 @@ class ProgressView:
             if status == "running":
                 self.started[component] = time.monotonic()
             else:
+                if details.get("summary"):
+                    self.summaries[component] = list(details["summary"])
                 report = details.get("report")
                 duration = getattr(report, "duration_s", None)
                 if duration is None and component in self.started:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import statistics
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -23,9 +24,8 @@ from strataflow.errors import LockedError, StateError
 
 OK_STATUSES = frozenset({"succeeded", "unchanged"})
 REDO_STATUSES = frozenset({"failed", "skipped", "cancelled"})
-ACQUIRE_RACE_SECONDS = 30.0
 LEASE_SECONDS = 60.0
-"""Prefect's minimum lease; renewed every 45 s, so a crashed run frees the lock within about a minute."""
+"""Prefect's minimum lease; renewed every 30 s, so a crashed run frees the lock within about a minute."""
 DURATIONS_KEPT = 10
 STATE_ARTIFACT = "strata-state"
 RUN_ARTIFACT = "strata-run"
@@ -292,48 +292,58 @@ def lock_name(env: str, cloud: str) -> str:
     return f"strata-{env}-{cloud}".lower()
 
 
-def _holder_variable(env: str, cloud: str) -> str:
-    return f"strata_lock_{env}_{cloud}".replace("-", "_").lower()
-
-
 @contextlib.contextmanager
 def environment_lock(env: str, cloud: str, flow_run_id: str | None, actor: str | None, wait: float = 0.0) -> Iterator[None]:
-    """Hold the one-run-per-environment lock; raise LockedError naming the holder when taken."""
+    """Hold the one-run-per-environment lock; raise LockedError naming the holder when taken.
+
+    The lock is a global concurrency limit of one slot, created on demand, held with a lease
+    renewed every half lease: a run that dies frees it when the lease expires.
+    """
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate  # noqa: PLC0415
     from prefect.client.schemas.objects import ConcurrencyLeaseHolder  # noqa: PLC0415
-    from prefect.concurrency.sync import concurrency  # noqa: PLC0415
-    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound  # noqa: PLC0415
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound, PrefectHTTPStatusError  # noqa: PLC0415
 
     name = lock_name(env, cloud)
-    with _api(f"create the lock {name}"), _client() as client:
+    holder = ConcurrencyLeaseHolder(type="flow_run", id=UUID(flow_run_id)) if flow_run_id else None
+    deadline = time.monotonic() + wait
+    with _api(f"take the lock {name}"), _client() as client:
         try:
-            limit = client.read_global_concurrency_limit_by_name(name)
+            client.read_global_concurrency_limit_by_name(name)
         except ObjectNotFound:
             with contextlib.suppress(ObjectAlreadyExists):
                 client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
-            limit = None
-    if limit is not None and limit.active_slots >= limit.limit and wait <= 0:
-        raise LockedError(_locked_message(env, cloud, wait), env=env)
-    holder = ConcurrencyLeaseHolder(type="flow_run", id=UUID(flow_run_id)) if flow_run_id else None
-    slot = concurrency(
-        name,
-        occupy=1,
-        # a taken lock was refused above; this bounds a race between two starting runs
-        timeout_seconds=wait if wait > 0 else ACQUIRE_RACE_SECONDS,
-        strict=True,
-        lease_duration=LEASE_SECONDS,
-        holder=holder,
-        raise_on_lease_renewal_failure=False,
-    )
+        while True:
+            try:
+                response = client.increment_concurrency_slots_with_lease([name], 1, "concurrency", LEASE_SECONDS, holder)
+                break
+            except PrefectHTTPStatusError as exc:
+                if exc.response.status_code != 423:
+                    raise
+                if time.monotonic() >= deadline:
+                    raise LockedError(_locked_message(env, cloud, wait), env=env) from None
+                time.sleep(min(2.0, max(0.1, deadline - time.monotonic())))
+    lease_id = UUID(response.json()["lease_id"])
+    stop = threading.Event()
+    renewer = threading.Thread(target=_renew, args=(lease_id, stop), name=f"strata-lock-{name}", daemon=True)
+    renewer.start()
     try:
-        slot.__enter__()
-    except TimeoutError as exc:
-        raise LockedError(_locked_message(env, cloud, wait), env=env) from exc
-    try:
-        _set_holder(env, cloud, {"flow_run_id": flow_run_id, "actor": actor, "since": now().isoformat()})
         yield
     finally:
-        slot.__exit__(None, None, None)
+        stop.set()
+        with contextlib.suppress(Exception), _client() as client:  # else the lease expires on its own
+            client.release_concurrency_slots_with_lease(lease_id)
+
+
+def _renew(lease_id: UUID, stop: threading.Event) -> None:
+    """Renew the lock's lease until stopped; a failed renewal is retried at the next beat."""
+    import logging  # noqa: PLC0415
+
+    while not stop.wait(LEASE_SECONDS / 2):
+        try:
+            with _client() as client:
+                client.renew_concurrency_lease(lease_id, LEASE_SECONDS)
+        except Exception as exc:  # noqa: BLE001 - keep trying while the run goes on
+            logging.getLogger("strataflow").warning("could not renew the environment lock: %s", exc)
 
 
 def _locked_message(env: str, cloud: str, wait: float) -> str:
@@ -346,22 +356,6 @@ def _locked_message(env: str, cloud: str, wait: float) -> str:
         f"{env} ({cloud}) is locked{who}{waited}; wait for it, pass --wait-lock SECONDS, "
         f"or if that run is dead: strata unlock {env} --cloud {cloud} --force"
     )
-
-
-def _set_holder(env: str, cloud: str, holder: dict[str, Any]) -> None:
-    from prefect.client.schemas.actions import VariableCreate, VariableUpdate  # noqa: PLC0415
-    from prefect.exceptions import ObjectAlreadyExists  # noqa: PLC0415
-
-    name = _holder_variable(env, cloud)
-    value = {k: str(v) for k, v in holder.items()}
-    with _api("record the lock holder"), _client() as client:
-        if client.read_variable_by_name(name) is None:
-            try:
-                client.create_variable(VariableCreate(name=name, value=value, tags=["strata"]))
-                return
-            except ObjectAlreadyExists:
-                pass
-        client.update_variable(VariableUpdate(name=name, value=value))
 
 
 def lock_holder_if_held(env: str, cloud: str) -> dict[str, Any] | None:
@@ -379,10 +373,11 @@ def lock_holder_if_held(env: str, cloud: str) -> dict[str, Any] | None:
 
 
 def lock_holder(env: str, cloud: str) -> dict[str, Any] | None:
-    with contextlib.suppress(Exception), _client() as client:
-        variable = client.read_variable_by_name(_holder_variable(env, cloud))
-        if variable is not None and isinstance(variable.value, dict):
-            return dict(variable.value)
+    """The run that took the environment's lock: the latest run record still marked running."""
+    with contextlib.suppress(StateError):
+        for record in run_history(env, cloud, 10):
+            if record.kind == "orchestrate" and record.status == "running":
+                return {"flow_run_id": record.flow_run_id, "actor": record.actor, "since": str(record.started_at)}
     return None
 
 
@@ -463,6 +458,26 @@ def resume_promotion(flow_run_id: str, decision: dict[str, Any]) -> None:
         raise UsageError(f"flow run {flow_run_id} waited too long: its approval timed out") from None
     except RuntimeError as exc:
         raise UsageError(f"the server refused the decision: {exc}") from None
+
+
+def create_progress(flow_run_id: str | None, description: str) -> str | None:
+    """A progress artifact of the flow run (0-100), updated with ``update_progress``."""
+    from prefect.client.schemas.actions import ArtifactCreate  # noqa: PLC0415
+
+    with _api("create the progress artifact"), _client() as client:
+        artifact = client.create_artifact(
+            ArtifactCreate(type="progress", data=0.0, description=description, flow_run_id=UUID(flow_run_id) if flow_run_id else None)
+        )
+    return str(artifact.id)
+
+
+def update_progress(artifact_id: str | None, percent: float) -> None:
+    if artifact_id is None:
+        return
+    from prefect.client.schemas.actions import ArtifactUpdate  # noqa: PLC0415
+
+    with _api("update the progress artifact"), _client() as client:
+        client.update_artifact(UUID(artifact_id), ArtifactUpdate(data=round(percent, 1)))
 
 
 def tag_flow_run(flow_run_id: str | None, tags: list[str]) -> None:

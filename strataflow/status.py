@@ -34,6 +34,7 @@ def environment_status(platform: Platform, env_name: str, cloud: str) -> dict[st
             "applied_at": applied.applied_at.isoformat() if applied else None,
             "applied_by": applied.actor if applied else None,
             "digest": applied.digest if applied else None,
+            "source_digest": applied.source_digest if applied else None,
             "working_digest": working,
             "pending_change": applied is None or applied.digest != working,
             "outputs": masked(applied.outputs, set(applied.sensitive)) if applied else {},

@@ -18,9 +18,13 @@ def _secret(name: str) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-@task(cache_policy=NO_CACHE, persist_result=False)
-def deploy_component(job: Job) -> State:
-    """Deploy one component; its state record is written before the task reports finished."""
+@task(cache_policy=NO_CACHE, persist_result=False, task_run_name="{action}-{component}")
+def deploy_component(job: Job, action: str, component: str) -> State:
+    """Deploy one component; its state record is written before the task reports finished.
+
+    ``action`` and ``component`` repeat the job's, to name the task run `<action>-<component>`.
+    """
+    del action, component
     logger = get_run_logger()
     if job.sandbox is None:
         job.credentials = load_credentials(job.cloud, getattr(job.env.target(job.cloud), "credentials", None))

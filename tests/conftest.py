@@ -37,6 +37,6 @@ def prefect_api(strata_home: Path) -> Iterator[str]:
     finally:
         from prefect.logging.handlers import APILogHandler
 
-        APILogHandler.flush()
+        APILogHandler().flush()
         server.stop()
         shutil.rmtree(strata_home, ignore_errors=True)
