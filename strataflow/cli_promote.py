@@ -13,7 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from strataflow.config import load_platform
-from strataflow.errors import StrataError, UsageError
+from strataflow.errors import ApprovalTimeout, StrataError, UsageError
 
 APPROVE_WAIT_SECONDS = 20.0
 
@@ -91,15 +91,20 @@ def cmd_promote(args: argparse.Namespace) -> int:
             )
     finally:
         unsubscribe()
+    outcome = state.result(raise_on_failure=False)
+    if isinstance(outcome, Exception) and "never resumed" in str(outcome):
+        # the server failed the paused run at the approval timeout before the flow could say so
+        raise ApprovalTimeout(f"nobody approved the promotion of {args.source} to {args.target} in time")
     data, code = cli.flow_outcome(state)
     assert data is not None
     promotion = data.pop("promotion", {})
     cli.emit_report(args, data)
+    out = sys.stderr if args.json else sys.stdout
     approval = promotion.get("approval") or {}
     if approval.get("approver"):
-        print(f"approved by {approval['approver']}" + (f": {approval['comment']}" if approval.get("comment") else ""))
+        print(f"approved by {approval['approver']}" + (f": {approval['comment']}" if approval.get("comment") else ""), file=out)
     if (promotion.get("issue") or {}).get("url"):
-        print(f"issue: {promotion['issue']['url']}")
+        print(f"issue: {promotion['issue']['url']}", file=out)
     return code
 
 
