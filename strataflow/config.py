@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from strataflow import refs, yamlsrc
 from strataflow.errors import ConfigError, Problem
@@ -173,6 +173,31 @@ class FreezeWindow(_Model):
     @classmethod
     def _duration(cls, value: Any) -> float | None:
         return None if value is None else parse_duration(value)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> FreezeWindow:
+        one_off = self.start is not None and self.end is not None
+        recurring = self.cron is not None and self.duration is not None
+        if one_off == recurring:
+            raise ValueError("a freeze window needs either start and end, or cron and duration")
+        if one_off:
+            from datetime import datetime  # noqa: PLC0415
+
+            try:
+                begins, ends = datetime.fromisoformat(str(self.start)), datetime.fromisoformat(str(self.end))
+            except ValueError as exc:
+                raise ValueError(f"start and end must be ISO-8601 times: {exc}") from None
+            if (begins.tzinfo is None) != (ends.tzinfo is None) or ends <= begins:
+                raise ValueError("end must come after start (both with or both without a time zone)")
+        elif self.cron is not None:
+            from cronsim import CronSim, CronSimError  # noqa: PLC0415
+            from datetime import datetime  # noqa: PLC0415
+
+            try:
+                CronSim(self.cron, datetime(2026, 1, 1))
+            except CronSimError as exc:
+                raise ValueError(f"cron '{self.cron}' is not valid: {exc}") from None
+        return self
 
 
 class Override(_Model):

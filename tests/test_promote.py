@@ -133,6 +133,28 @@ class TestGates:
         assert "gate promote_from refused" in result.stderr
 
 
+class TestFreeze:
+    """Promotions into an environment inside a freeze window are refused unless an approver overrides."""
+
+    def test_freeze_refuses_and_an_approver_overrides(self, platform: dict[str, Any]) -> None:
+        """Inside a window the gate refuses (exit 5); a non-approver cannot override; an approver's override is recorded."""
+        config, dev, staging = platform["config"], platform["dev"], platform["staging"]
+        env_file = config / "environments" / f"{staging}.yaml"
+        env_file.write_text(
+            env_file.read_text()
+            + "approval: {approvers: [alice]}\n"
+            + "freeze: [{start: '2020-01-01T00:00:00+00:00', end: '2099-01-01T00:00:00+00:00', reason: big migration}]\n"
+        )
+        refused = strata("promote", dev, staging, "--config", str(config))
+        assert refused.returncode == 5 and "big migration" in refused.stderr
+        by_other = strata("promote", dev, staging, "--config", str(config), "--override-freeze", "hotfix", "--as", "zed")
+        assert by_other.returncode == 5 and "only an approver may override" in by_other.stderr
+        ok("promote", dev, staging, "--config", str(config), "--override-freeze", "hotfix 42", "--as", "alice")
+        runs = json.loads(ok("history", staging, "--config", str(config), "--json").stdout)
+        promotion = next(r for r in runs if r["kind"] == "promote" and r["status"] == "succeeded")
+        assert promotion["detail"]["override_freeze"] == "hotfix 42" and promotion["actor"] == "alice"
+
+
 class TestApproval:
     """Promotions into prod pause for a listed approver who is not the requester."""
 
