@@ -7,7 +7,7 @@ never part of a task's parameters and never written to state.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
@@ -59,5 +59,5 @@ def load_credentials(cloud: str, name: str | None) -> dict[str, Any]:
     """The credentials in block ``name`` for ``cloud``; empty (the default chain) when no block is named."""
     if not name:
         return {}
-    block = _BLOCKS[cloud].load(name)
-    return block.as_credentials()  # type: ignore[union-attr]
+    block = cast(AwsDeployCredentials | AzureDeployCredentials, _BLOCKS[cloud].load(name))
+    return block.as_credentials()

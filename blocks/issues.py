@@ -19,7 +19,9 @@ class GitHubIssueTracker(Block):
     repository: str = Field(description="owner/name of the repository issues are opened in.")
     token: SecretStr = Field(description="A token allowed to read and write the repository's issues.")
     labels: list[str] = Field(default_factory=lambda: ["strataflow"], description="Labels put on every issue.")
-    api_url: str = Field(default="https://api.github.com", description="The REST API root (GitHub Enterprise: https://HOST/api/v3).")
+    api_url: str = Field(
+        default="https://api.github.com", description="The REST API root (GitHub Enterprise: https://HOST/api/v3)."
+    )
     timeout: float = Field(default=20.0, description="Seconds before a request gives up.")
 
     def _client(self) -> httpx.Client:
@@ -41,7 +43,9 @@ class GitHubIssueTracker(Block):
         with self._client() as client:
             existing = self._find_open(client, title)
             if existing is not None:
-                response = client.post(f"/repos/{self.repository}/issues/{existing['number']}/comments", json={"body": body})
+                response = client.post(
+                    f"/repos/{self.repository}/issues/{existing['number']}/comments", json={"body": body}
+                )
                 response.raise_for_status()
                 return {"number": existing["number"], "url": existing.get("html_url"), "created": False}
             response = client.post(

@@ -49,8 +49,15 @@ def check_component(job: Job) -> dict[str, Any]:
 
 
 @flow(name="drift", flow_run_name=_run_name, persist_result=False)
-def drift(env: str, cloud: str | None = None, select: str | None = None, config_dir: str = "config",
-          sandbox: bool = False, actor: str | None = None, max_parallel: int = 8) -> dict[str, Any]:
+def drift(
+    env: str,
+    cloud: str | None = None,
+    select: str | None = None,
+    config_dir: str = "config",
+    sandbox: bool = False,
+    actor: str | None = None,
+    max_parallel: int = 8,
+) -> dict[str, Any]:
     """Check every applied component of ``env`` for drift; publish the drifted ones as an artifact."""
     platform = load_platform(config_dir)
     environment = platform.environment(env)
@@ -66,19 +73,43 @@ def drift(env: str, cloud: str | None = None, select: str | None = None, config_
     futures = {}
     for name in names:
         job = Job(
-            platform=platform, env=environment, cloud=cloud, name=name, action="plan",
+            platform=platform,
+            env=environment,
+            cloud=cloud,
+            name=name,
+            action="plan",
             upstream_outputs={d: outputs[d] for d in graph.upstream[name] if d in outputs},
-            previous=records.get(name), flow_run_id=flow_run_id, sandbox=sandbox_info, state_dir=server.home(),
+            previous=records.get(name),
+            flow_run_id=flow_run_id,
+            sandbox=sandbox_info,
+            state_dir=server.home(),
         )
-        futures[name] = check_component.with_options(task_run_name=f"drift-{name}").submit(quote(job))
+        futures[name] = check_component.with_options(task_run_name=f"drift-{name}").submit(quote(job))  # type: ignore[call-overload]  # quote() wraps the job
     results = {name: future.result() for name, future in futures.items()}
     drifted = [n for n, r in results.items() if r["status"] == "drifted"]
-    lines = [f"# Drift in {env} ({cloud}): {', '.join(drifted) or 'none'}", "", "| component | result | resources |", "|---|---|---|"]
-    lines += [f"| {n} | {r['status']} | {'<br>'.join(r.get('resources', [])) or r.get('error', '')} |" for n, r in results.items()]
+    lines = [
+        f"# Drift in {env} ({cloud}): {', '.join(drifted) or 'none'}",
+        "",
+        "| component | result | resources |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {n} | {r['status']} | {'<br>'.join(r.get('resources', [])) or r.get('error', '')} |"
+        for n, r in results.items()
+    ]
     create_markdown_artifact("\n".join(lines), key=f"strata-drift-{env}-{cloud}".lower(), description=f"drift {env}")
-    state.write_run(RunRecord(
-        kind="drift", env=env, cloud=cloud, action="drift", status="drifted" if drifted else "in sync",
-        flow_run_id=flow_run_id, actor=resolve_actor(actor), started_at=now(), finished_at=now(),
-        components={n: r["status"] for n, r in results.items()},
-    ))
+    state.write_run(
+        RunRecord(
+            kind="drift",
+            env=env,
+            cloud=cloud,
+            action="drift",
+            status="drifted" if drifted else "in sync",
+            flow_run_id=flow_run_id,
+            actor=resolve_actor(actor),
+            started_at=now(),
+            finished_at=now(),
+            components={n: r["status"] for n, r in results.items()},
+        )
+    )
     return {"env": env, "cloud": cloud, "drifted": drifted, "components": results}

@@ -17,10 +17,11 @@ from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
+from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run as current_flow_run
-from prefect.states import Completed, Failed, State
+from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
@@ -56,7 +57,7 @@ def expected_durations(records: dict[str, ComponentRecord]) -> tuple[dict[str, f
 @flow(
     name="orchestrate",
     flow_run_name=_run_name,
-    task_runner=ThreadPoolTaskRunner(max_workers=MAX_PARALLEL),
+    task_runner=ThreadPoolTaskRunner(max_workers=MAX_PARALLEL),  # type: ignore[arg-type]  # Prefect's generic is too narrow
     persist_result=False,
     validate_parameters=True,
 )
@@ -95,10 +96,19 @@ def orchestrate(
     durations, default = expected_durations(records)
     sandbox_info = server.sandbox(cloud) if sandbox else None
     started = now()
-    report = RunReport(env=env, cloud=cloud, action=action, status="running", flow_run_id=flow_run_id, started_at=started)
+    report = RunReport(
+        env=env, cloud=cloud, action=action, status="running", flow_run_id=flow_run_id, started_at=started
+    )
     run_record = RunRecord(
-        env=env, cloud=cloud, action=action, status="running", flow_run_id=flow_run_id, actor=actor,
-        started_at=started, select=select, planned=work.order(),
+        env=env,
+        cloud=cloud,
+        action=action,
+        status="running",
+        flow_run_id=flow_run_id,
+        actor=actor,
+        started_at=started,
+        select=select,
+        planned=work.order(),
         detail={"resume": resume, "force": force, "sandbox": sandbox},
     )
     lock = state.environment_lock(env, cloud, flow_run_id, actor, wait_lock) if action != "plan" else _no_lock()
@@ -107,12 +117,31 @@ def orchestrate(
             state.write_run(run_record)
         scheduler = graphs.Scheduler(work, min(max(1, max_parallel), MAX_PARALLEL), work.priorities(durations, default))
         results = _schedule(
-            scheduler, work, graph, records, report,
-            dict(platform=platform, env=environment, cloud=cloud, action=action, force=force,
-                 flow_run_id=flow_run_id, actor=actor, sandbox=sandbox_info, state_dir=server.home()),
+            scheduler,
+            work,
+            graph,
+            records,
+            report,
+            {
+                "platform": platform,
+                "env": environment,
+                "cloud": cloud,
+                "action": action,
+                "force": force,
+                "flow_run_id": flow_run_id,
+                "actor": actor,
+                "sandbox": sandbox_info,
+                "state_dir": server.home(),
+            },
         )
         report.finished_at = now()
-        report.status = "failed" if report.failed else "cancelled" if any(c.status == "cancelled" for c in report.components.values()) else "succeeded"
+        report.status = (
+            "failed"
+            if report.failed
+            else "cancelled"
+            if any(c.status == "cancelled" for c in report.components.values())
+            else "succeeded"
+        )
         if action != "plan":
             run_record.status = report.status
             run_record.finished_at = report.finished_at
@@ -162,7 +191,9 @@ def _schedule(
             if time.monotonic() - reported_at > PROGRESS_EVERY:
                 # after submitting, so the update never delays a ready component
                 if progress_id is None:
-                    progress_id = state.create_progress(job_args["flow_run_id"], f"{action} {job_args['env'].name}: components finished")
+                    progress_id = state.create_progress(
+                        job_args["flow_run_id"], f"{action} {job_args['env'].name}: components finished"
+                    )
                 state.update_progress(progress_id, 100.0 * len(report.components) / max(1, len(order)))
                 reported_at = time.monotonic()
             done, _ = concurrent.futures.wait(list(in_flight), return_when=concurrent.futures.FIRST_COMPLETED)
@@ -177,7 +208,7 @@ def _schedule(
                     report.components[skipped] = ComponentReport(status="skipped", skipped_because=because)
                     progress.emit(skipped, "skipped", report=report.components[skipped])
     except BaseException:
-        for raw, (name, future) in in_flight.items():
+        for raw, (name, _) in in_flight.items():
             raw.cancel()
             report.components[name] = ComponentReport(status="cancelled", error="the run was interrupted")
         raise
@@ -198,7 +229,7 @@ def _submit(
     submitted: dict[str, PrefectFuture[Any]],
     job_args: dict[str, Any],
 ) -> PrefectFuture[Any]:
-    env, cloud, action = job_args["env"], job_args["cloud"], job_args["action"]
+    action = job_args["action"]
     upstream_outputs: dict[str, dict[str, Any]] = {}
     for dep in full.upstream[name]:
         if dep in results and action == "apply":
@@ -210,7 +241,8 @@ def _submit(
     # No task-run tags: Prefect checks tag concurrency limits for every tagged task run, which
     # cost ~300 ms per component here (3.9.1, 2 cores). The flow run carries the tags and each
     # task run is named `<action>-<component>`.
-    return deploy_component.submit(quote(job), action, name, wait_for=upstream_futures)
+    future: PrefectFuture[Any] = deploy_component.submit(quote(job), action, name, wait_for=upstream_futures)  # type: ignore[call-overload]  # quote() wraps the job
+    return future
 
 
 def _result_of(future: PrefectFuture[Any], name: str) -> Result:
@@ -221,23 +253,27 @@ def _result_of(future: PrefectFuture[Any], name: str) -> Result:
         data = state_.result(raise_on_failure=False)
     if isinstance(data, Result):
         return data
-    message = f"the task crashed: {data!r}" if isinstance(data, BaseException) else f"the task ended {state_.type.value}"
+    message = (
+        f"the task crashed: {data!r}" if isinstance(data, BaseException) else f"the task ended {state_.type.value}"
+    )
     return Result(report=ComponentReport(status="failed", error=message), record=None)
 
 
 def _publish(report: RunReport, work: graphs.Graph, results: dict[str, Result]) -> None:
     next_steps = []
     if report.failed:
-        next_steps.append(f"fix {', '.join(report.failed)}, then `strata apply {report.env} --cloud {report.cloud} --resume`")
+        next_steps.append(
+            f"fix {', '.join(report.failed)}, then `strata apply {report.env} --cloud {report.cloud} --resume`"
+        )
     elif report.action == "plan":
         next_steps.append(f"`strata apply {report.env} --cloud {report.cloud}` to apply this plan")
     else:
         next_steps.append(f"`strata status {report.env}` to see what is deployed")
-    plans = "\n".join(
-        f"**{name}**\n```\n" + "\n".join(r.summary) + "\n```" for name, r in results.items() if r.summary
-    )
+    plans = "\n".join(f"**{name}**\n```\n" + "\n".join(r.summary) + "\n```" for name, r in results.items() if r.summary)
     body = markdown(report, work, next_steps) + (f"\n\n## Changes\n{plans}" if plans else "")
-    create_markdown_artifact(body, key=f"strata-report-{report.env}-{report.cloud}".lower(), description=f"{report.action} {report.env}")
+    create_markdown_artifact(
+        body, key=f"strata-report-{report.env}-{report.cloud}".lower(), description=f"{report.action} {report.env}"
+    )
 
 
 __all__ = ["orchestrate"]

@@ -7,16 +7,17 @@ with its own per-environment values.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
+from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from prefect.runtime import flow_run as current_flow_run
-from prefect.states import Completed, Failed, State
+from prefect.states import Completed, Failed
 from pydantic import Field
 
 from blocks.issues import GitHubIssueTracker
@@ -75,8 +76,16 @@ def promote(
     src_records = state.latest_components(source, cloud, names)
     tgt_records = state.latest_components(target, cloud, graph.nodes)
     record = RunRecord(
-        kind="promote", env=target, cloud=cloud, action="promote", status="running", flow_run_id=flow_run_id,
-        actor=requester, started_at=now(), select=select, planned=names,
+        kind="promote",
+        env=target,
+        cloud=cloud,
+        action="promote",
+        status="running",
+        flow_run_id=flow_run_id,
+        actor=requester,
+        started_at=now(),
+        select=select,
+        planned=names,
         detail={"source": source, "requester": requester, "approvers": tgt.approval.approvers, "sandbox": sandbox},
     )
 
@@ -95,33 +104,62 @@ def promote(
     for gate in checks:
         (logger.info if gate.passed else logger.error)(gate.line())
     logger.info("diff:\n%s", diff.text())
-    record.detail.update(gates=[g.model_dump() for g in checks], diff=diff.model_dump(), override_freeze=override_freeze)
+    record.detail.update(
+        gates=[g.model_dump() for g in checks], diff=diff.model_dump(), override_freeze=override_freeze
+    )
     progress.emit("promotion", "gates", gates=checks, diff=diff)
     refused = [g for g in checks if not g.passed]
     if refused:
         _finish(record, "refused", diff, checks, None, None)
         first = refused[0]
-        raise GateRefused(f"gate {first.name} refused" + (f" ({first.component})" if first.component else "") + f": {first.reason}")
+        raise GateRefused(
+            f"gate {first.name} refused" + (f" ({first.component})" if first.component else "") + f": {first.reason}"
+        )
 
-    approval = _approve(tgt.approval.required and not auto_approve, tgt.approval.approvers, tgt.approval.timeout, requester, record, flow_run_id)
+    approval = _approve(
+        tgt.approval.required and not auto_approve,
+        tgt.approval.approvers,
+        tgt.approval.timeout,
+        requester,
+        record,
+        flow_run_id,
+    )
     if approval and approval["decision"] != "approve":
         _finish(record, "rejected", diff, checks, approval, None)
-        raise ApprovalRejected(f"promotion of {source} to {target} rejected by {approval['approver']}: {approval.get('comment') or 'no comment'}")
+        raise ApprovalRejected(
+            f"promotion of {source} to {target} rejected by {approval['approver']}: {approval.get('comment') or 'no comment'}"
+        )
 
     run_state = orchestrate(
-        env=target, cloud=cloud, select=",".join(names), action="apply", max_parallel=max_parallel,
-        config_dir=config_dir, sandbox=sandbox, actor=requester, return_state=True,
+        env=target,
+        cloud=cloud,
+        select=",".join(names),
+        action="apply",
+        max_parallel=max_parallel,
+        config_dir=config_dir,
+        sandbox=sandbox,
+        actor=requester,
+        return_state=True,
     )
-    report = run_state.result(raise_on_failure=False)
+    report = cast(Any, run_state).result(raise_on_failure=False)
     if not isinstance(report, dict):
-        raise report if isinstance(report, BaseException) else RuntimeError(f"deployment ended without a report: {run_state.message}")
+        raise (
+            report
+            if isinstance(report, BaseException)
+            else RuntimeError(f"deployment ended without a report: {run_state.message}")
+        )
     status = "succeeded" if report.get("status") == "succeeded" else "failed"
-    issue = None if status == "succeeded" else _open_issue(tgt.issue_tracker, source, target, cloud, report, flow_run_id)
+    issue = (
+        None if status == "succeeded" else _open_issue(tgt.issue_tracker, source, target, cloud, report, flow_run_id)
+    )
     record.components = {n: c["status"] for n, c in report["components"].items()}
     _finish(record, status, diff, checks, approval, report, issue)
     payload = {"promotion": {"source": source, "target": target, "approval": approval, "issue": issue}, **report}
     if status != "succeeded":
-        return Failed(message=f"promotion of {source} to {target} failed: {', '.join(n for n, c in report['components'].items() if c['status'] == 'failed')}", data=payload)
+        return Failed(
+            message=f"promotion of {source} to {target} failed: {', '.join(n for n, c in report['components'].items() if c['status'] == 'failed')}",
+            data=payload,
+        )
     return Completed(message=f"promoted {source} to {target}", data=payload)
 
 
@@ -140,7 +178,9 @@ def _approve(
         remaining = int(deadline - now().timestamp())
         if remaining <= 0:
             _finish(record, "timed out", None, None, {"decision": "timeout"}, None)
-            raise ApprovalTimeout(f"nobody approved the promotion of {record.detail['source']} to {record.env} within {timeout:g}s")
+            raise ApprovalTimeout(
+                f"nobody approved the promotion of {record.detail['source']} to {record.env} within {timeout:g}s"
+            )
         command = f"strata approve {flow_run_id} --as NAME"
         logger.info("waiting for approval by one of %s: %s", ", ".join(approvers), command)
         progress.emit("promotion", "awaiting approval", flow_run_id=flow_run_id, approvers=approvers, command=command)
@@ -148,22 +188,41 @@ def _approve(
             decision = pause_flow_run(wait_for_input=Approval, timeout=remaining, poll_interval=APPROVAL_POLL_SECONDS)
         except FlowPauseTimeout:
             continue
-        answer = {"decision": decision.decision, "approver": decision.approver, "comment": decision.comment, "at": now().isoformat()}
+        answer = {
+            "decision": decision.decision,
+            "approver": decision.approver,
+            "comment": decision.comment,
+            "at": now().isoformat(),
+        }
         refusal = gates.refusal_reason(answer["approver"], approvers, requester)
         if refusal is None:
             record.detail["approval"] = answer
             return answer
         logger.warning("ignored %s by %s: %s", answer["decision"], answer["approver"], refusal)
-        state.write_run(RunRecord(
-            kind="approval", env=record.env, cloud=record.cloud, action=answer["decision"], status="refused",
-            flow_run_id=None, actor=answer["approver"], started_at=now(), finished_at=now(),
-            detail={"promotion": flow_run_id, "reason": refusal, "comment": answer["comment"]},
-        ))
+        state.write_run(
+            RunRecord(
+                kind="approval",
+                env=record.env,
+                cloud=record.cloud,
+                action=answer["decision"],
+                status="refused",
+                flow_run_id=None,
+                actor=answer["approver"],
+                started_at=now(),
+                finished_at=now(),
+                detail={"promotion": flow_run_id, "reason": refusal, "comment": answer["comment"]},
+            )
+        )
 
 
 def _finish(
-    record: RunRecord, status: str, diff: PromotionDiff | None, checks: list[gates.Gate] | None,
-    approval: dict[str, Any] | None, report: dict[str, Any] | None, issue: dict[str, Any] | None = None,
+    record: RunRecord,
+    status: str,
+    diff: PromotionDiff | None,
+    checks: list[gates.Gate] | None,
+    approval: dict[str, Any] | None,
+    report: dict[str, Any] | None,
+    issue: dict[str, Any] | None = None,
 ) -> None:
     record.status = status
     record.finished_at = now()
@@ -179,19 +238,32 @@ def _finish(
     )
 
 
-def _markdown(record: RunRecord, diff: PromotionDiff | None, checks: list[gates.Gate] | None, report: dict[str, Any] | None) -> str:
+def _markdown(
+    record: RunRecord, diff: PromotionDiff | None, checks: list[gates.Gate] | None, report: dict[str, Any] | None
+) -> str:
     source = record.detail["source"]
-    parts = [f"# Promote {source} → {record.env} ({record.cloud}): {record.status}", f"Requested by **{record.actor}**."]
+    parts = [
+        f"# Promote {source} → {record.env} ({record.cloud}): {record.status}",
+        f"Requested by **{record.actor}**.",
+    ]
     if checks:
-        parts.append("## Gates\n" + "\n".join(f"- {'✅' if g.passed else '❌'} **{g.name}**: {g.reason}" for g in checks))
+        parts.append(
+            "## Gates\n" + "\n".join(f"- {'✅' if g.passed else '❌'} **{g.name}**: {g.reason}" for g in checks)
+        )
     if diff:
         parts.append("## Changes\n" + diff.markdown())
     approval = record.detail.get("approval")
     if approval:
         who = approval.get("approver") or "automatic (no approval required)"
-        parts.append(f"## Approval\n{approval.get('decision')} by {who}" + (f": {approval['comment']}" if approval.get("comment") else ""))
+        parts.append(
+            f"## Approval\n{approval.get('decision')} by {who}"
+            + (f": {approval['comment']}" if approval.get("comment") else "")
+        )
     if report:
-        rows = [f"| {n} | {c['status']} | {c.get('error') or c.get('skipped_because') or ''} |" for n, c in report["components"].items()]
+        rows = [
+            f"| {n} | {c['status']} | {c.get('error') or c.get('skipped_because') or ''} |"
+            for n, c in report["components"].items()
+        ]
         parts.append("## Deployment\n| component | status | note |\n|---|---|---|\n" + "\n".join(rows))
     steps = {
         "succeeded": f"`strata status {record.env}`; promote onward when {record.env} is verified.",
@@ -206,7 +278,9 @@ def _markdown(record: RunRecord, diff: PromotionDiff | None, checks: list[gates.
     return "\n\n".join(parts)
 
 
-def _open_issue(block_name: str | None, source: str, target: str, cloud: str, report: dict[str, Any], flow_run_id: str | None) -> dict[str, Any] | None:
+def _open_issue(
+    block_name: str | None, source: str, target: str, cloud: str, report: dict[str, Any], flow_run_id: str | None
+) -> dict[str, Any] | None:
     """Report a failed promotion through the target's issue tracker, reusing its open issue."""
     if not block_name:
         return None
@@ -215,10 +289,13 @@ def _open_issue(block_name: str | None, source: str, target: str, cloud: str, re
     title = f"strataflow: promotion to {target} ({cloud}) failed"
     body = "\n".join(
         [f"Promotion of `{source}` to `{target}` failed (flow run {flow_run_id}).", ""]
-        + [f"- **{n}**: {c['status']} {c.get('error') or ('because ' + c['skipped_because'] + ' failed' if c.get('skipped_because') else '')}" for n, c in failed.items()]
+        + [
+            f"- **{n}**: {c['status']} {c.get('error') or ('because ' + c['skipped_because'] + ' failed' if c.get('skipped_because') else '')}"
+            for n, c in failed.items()
+        ]
     )
     try:
-        tracker = GitHubIssueTracker.load(block_name)
+        tracker = cast(GitHubIssueTracker, GitHubIssueTracker.load(block_name))
         issue = tracker.report(title, body)
     except Exception as exc:  # noqa: BLE001 - a broken tracker must not hide the failed promotion
         logger.error("could not open an issue through %s: %s", block_name, type(exc).__name__)

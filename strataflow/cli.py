@@ -35,18 +35,26 @@ def _common(parser: argparse.ArgumentParser, *, run: bool = False, select: bool 
     parser.add_argument("--cloud", choices=["aws", "azure"], help="needed when the environment declares several clouds")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     if select:
-        parser.add_argument("--select", metavar="SPEC", help="components: NAME, +NAME (with upstream), NAME+ (with downstream)")
+        parser.add_argument(
+            "--select", metavar="SPEC", help="components: NAME, +NAME (with upstream), NAME+ (with downstream)"
+        )
     if run:
-        parser.add_argument("--max-parallel", type=int, default=8, metavar="N", help="components in flight at once (default 8)")
+        parser.add_argument(
+            "--max-parallel", type=int, default=8, metavar="N", help="components in flight at once (default 8)"
+        )
         parser.add_argument("--sequential", action="store_true", help="one component at a time (--max-parallel 1)")
         parser.add_argument("--sandbox", action="store_true", help="deploy to an emulated cloud on this machine")
         parser.add_argument("--report", metavar="FILE", help="write the run report (JSON) to FILE")
-        parser.add_argument("--as", dest="actor", metavar="NAME", help="who acts (default: STRATA_ACTOR, CI actor, OS user)")
+        parser.add_argument(
+            "--as", dest="actor", metavar="NAME", help="who acts (default: STRATA_ACTOR, CI actor, OS user)"
+        )
         parser.add_argument("--verbose", "-v", action="store_true", help="show Prefect's own log lines")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="strata", description="Deploy a platform's components into environments, in dependency order.")
+    parser = _Parser(
+        prog="strata", description="Deploy a platform's components into environments, in dependency order."
+    )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = commands.add_parser("validate", help="check the configuration")
@@ -63,10 +71,21 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("env")
         _common(p, run=True)
         p.add_argument("--force", action="store_true", help="deploy components even when unchanged")
-        p.add_argument("--wait-lock", type=float, nargs="?", const=3600.0, default=0.0, metavar="SECONDS",
-                       help="wait for another run of the environment to finish instead of exiting 4")
+        p.add_argument(
+            "--wait-lock",
+            type=float,
+            nargs="?",
+            const=3600.0,
+            default=0.0,
+            metavar="SECONDS",
+            help="wait for another run of the environment to finish instead of exiting 4",
+        )
         if action == "apply":
-            p.add_argument("--resume", action="store_true", help="re-run the failed, skipped and cancelled components of the last run")
+            p.add_argument(
+                "--resume",
+                action="store_true",
+                help="re-run the failed, skipped and cancelled components of the last run",
+            )
 
     p = commands.add_parser("status", help="what is deployed in an environment")
     p.add_argument("env")
@@ -109,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         code = 130
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback for users
+    except Exception as exc:
         print(f"error: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
         if os.environ.get("STRATA_DEBUG"):
             raise
@@ -144,7 +163,7 @@ def _promote_handler(command: str) -> Callable[[argparse.Namespace], int]:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     platform = load_platform(args.config)
-    summary = {
+    summary: dict[str, Any] = {
         "valid": True,
         "components": len(platform.components),
         "environments": sorted(platform.environments),
@@ -171,14 +190,20 @@ def cmd_graph(args: argparse.Namespace) -> int:
     fmt = "json" if args.json else args.format
     if fmt == "json":
         phases = sub.phases()
-        print(json.dumps({
-            "env": args.env,
-            "cloud": cloud,
-            "components": {n: {"depends_on": sorted(sub.upstream[n]), "phase": i} for i, p in enumerate(phases) for n in p},
-            "order": sub.order(),
-            "phases": phases,
-            "edges": [[dep, n] for n in sub.order() for dep in sorted(sub.upstream[n])],
-        }))
+        print(
+            json.dumps(
+                {
+                    "env": args.env,
+                    "cloud": cloud,
+                    "components": {
+                        n: {"depends_on": sorted(sub.upstream[n]), "phase": i} for i, p in enumerate(phases) for n in p
+                    },
+                    "order": sub.order(),
+                    "phases": phases,
+                    "edges": [[dep, n] for n in sub.order() for dep in sorted(sub.upstream[n])],
+                }
+            )
+        )
     elif fmt == "mermaid":
         print(reports.mermaid(sub))
     else:
@@ -276,12 +301,16 @@ def cmd_history(args: argparse.Namespace) -> int:
     from strataflow import state
 
     if args.component:
-        entries = [r.model_dump(mode="json") for r in state.component_history(args.env, cloud, args.component, args.limit)]
+        entries = [
+            r.model_dump(mode="json") for r in state.component_history(args.env, cloud, args.component, args.limit)
+        ]
         if args.json:
             print(json.dumps(entries, indent=2))
         for e in [] if args.json else entries:
-            print(f"{(e['finished_at'] or '')[:19]}  {e['actor'] or '-':<12} {e['action']:<8} {e['status']:<10} {e['flow_run_id'] or ''}"
-                  + (f"  {e['error']}" if e["error"] else ""))
+            print(
+                f"{(e['finished_at'] or '')[:19]}  {e['actor'] or '-':<12} {e['action']:<8} {e['status']:<10} {e['flow_run_id'] or ''}"
+                + (f"  {e['error']}" if e["error"] else "")
+            )
         return 0
     runs = [r.model_dump(mode="json") for r in state.run_history(args.env, cloud, args.limit)]
     if args.json:
@@ -290,7 +319,9 @@ def cmd_history(args: argparse.Namespace) -> int:
     for r in runs:
         if r["kind"] == "approval":
             why = r["detail"].get("reason") or r["detail"].get("comment") or ""
-            print(f"{(r['started_at'] or '')[:19]}  {r['actor'] or '-':<12} {'approval':<11} {r['action']:<8} {r['status']:<10} {why}  promotion {r['detail'].get('promotion')}")
+            print(
+                f"{(r['started_at'] or '')[:19]}  {r['actor'] or '-':<12} {'approval':<11} {r['action']:<8} {r['status']:<10} {why}  promotion {r['detail'].get('promotion')}"
+            )
             continue
         counts: dict[str, int] = {}
         for status in r["components"].values():
@@ -302,7 +333,9 @@ def cmd_history(args: argparse.Namespace) -> int:
             extra = f"  from {r['detail'].get('source')}; approval: {approval.get('decision', 'auto')} by {approval.get('approver', '-')}"
             if approval.get("comment"):
                 extra += f" ({approval['comment']})"
-        print(f"{(r['started_at'] or '')[:19]}  {r['actor'] or '-':<12} {r['kind']:<11} {r['action']:<8} {r['status']:<10} {summary}{extra}  {r['flow_run_id'] or ''}")
+        print(
+            f"{(r['started_at'] or '')[:19]}  {r['actor'] or '-':<12} {r['kind']:<11} {r['action']:<8} {r['status']:<10} {summary}{extra}  {r['flow_run_id'] or ''}"
+        )
     return 0
 
 

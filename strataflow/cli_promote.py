@@ -73,9 +73,8 @@ def cmd_promote(args: argparse.Namespace) -> int:
         return _promote_in_background(args)
     cli.prefect_session(args.verbose)
     from flows.promote import promote
-    from strataflow import progress
-
     from strataflow import graph as graphs
+    from strataflow import progress
     from strataflow.live import ProgressView
 
     graph, selected = graphs.select_components(platform, args.target, cloud, args.select)
@@ -84,9 +83,16 @@ def cmd_promote(args: argparse.Namespace) -> int:
     try:
         with view:
             state = promote(
-                source=args.source, target=args.target, select=args.select, auto_approve=args.auto_approve or None,
-                config_dir=str(Path(args.config).resolve()), cloud=cloud, sandbox=args.sandbox, actor=args.actor,
-                override_freeze=args.override_freeze, max_parallel=1 if args.sequential else args.max_parallel,
+                source=args.source,
+                target=args.target,
+                select=args.select,
+                auto_approve=args.auto_approve or None,
+                config_dir=str(Path(args.config).resolve()),
+                cloud=cloud,
+                sandbox=args.sandbox,
+                actor=args.actor,
+                override_freeze=args.override_freeze,
+                max_parallel=1 if args.sequential else args.max_parallel,
                 return_state=True,
             )
     finally:
@@ -102,7 +108,10 @@ def cmd_promote(args: argparse.Namespace) -> int:
     out = sys.stderr if args.json else sys.stdout
     approval = promotion.get("approval") or {}
     if approval.get("approver"):
-        print(f"approved by {approval['approver']}" + (f": {approval['comment']}" if approval.get("comment") else ""), file=out)
+        print(
+            f"approved by {approval['approver']}" + (f": {approval['comment']}" if approval.get("comment") else ""),
+            file=out,
+        )
     if (promotion.get("issue") or {}).get("url"):
         print(f"issue: {promotion['issue']['url']}", file=out)
     return code
@@ -167,7 +176,11 @@ def cmd_decide(args: argparse.Namespace) -> int:
             break
         time.sleep(0.5)
     result = {"flow_run_id": flow_run_id, "decision": decision, "approver": args.actor, "state": current["state_name"]}
-    print(json.dumps(result) if args.json else f"{decision}d promotion {flow_run_id} as {args.actor}; it is now {current['state_name']}")
+    print(
+        json.dumps(result)
+        if args.json
+        else f"{decision}d promotion {flow_run_id} as {args.actor}; it is now {current['state_name']}"
+    )
     return 0
 
 
@@ -180,8 +193,14 @@ def cmd_drift(args: argparse.Namespace) -> int:
     from flows.drift import drift
 
     state = drift(
-        env=args.env, cloud=cloud, select=args.select, config_dir=str(Path(args.config).resolve()),
-        sandbox=args.sandbox, actor=args.actor, max_parallel=args.max_parallel, return_state=True,
+        env=args.env,
+        cloud=cloud,
+        select=args.select,
+        config_dir=str(Path(args.config).resolve()),
+        sandbox=args.sandbox,
+        actor=args.actor,
+        max_parallel=args.max_parallel,
+        return_state=True,
     )
     data = state.result(raise_on_failure=False)
     if isinstance(data, StrataError):

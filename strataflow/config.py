@@ -14,7 +14,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -69,9 +69,7 @@ class CommandImpl(_Impl):
     outputs: Literal["json"] | None = None
 
 
-Impl = Annotated[
-    Union[CloudFormationImpl, ArmImpl, TerraformImpl, CommandImpl], Field(discriminator="backend")
-]
+Impl = Annotated[CloudFormationImpl | ArmImpl | TerraformImpl | CommandImpl, Field(discriminator="backend")]
 _IMPL_TYPES: dict[str, type[_Impl]] = {
     "cloudformation": CloudFormationImpl,
     "arm": ArmImpl,
@@ -181,7 +179,7 @@ class FreezeWindow(_Model):
         if one_off == recurring:
             raise ValueError("a freeze window needs either start and end, or cron and duration")
         if one_off:
-            from datetime import datetime  # noqa: PLC0415
+            from datetime import datetime
 
             try:
                 begins, ends = datetime.fromisoformat(str(self.start)), datetime.fromisoformat(str(self.end))
@@ -190,8 +188,9 @@ class FreezeWindow(_Model):
             if (begins.tzinfo is None) != (ends.tzinfo is None) or ends <= begins:
                 raise ValueError("end must come after start (both with or both without a time zone)")
         elif self.cron is not None:
-            from cronsim import CronSim, CronSimError  # noqa: PLC0415
-            from datetime import datetime  # noqa: PLC0415
+            from datetime import datetime
+
+            from cronsim import CronSim, CronSimError
 
             try:
                 CronSim(self.cron, datetime(2026, 1, 1))
@@ -262,8 +261,7 @@ class Platform(_Model):
                     str(self.root / "environments"),
                     None,
                     None,
-                    f"unknown environment '{name}'{hint} (known: {known}); "
-                    f"add environments/{name}.yaml",
+                    f"unknown environment '{name}'{hint} (known: {known}); add environments/{name}.yaml",
                 )
             ) from None
 
@@ -357,7 +355,9 @@ def _problems_from(exc: ValidationError, file: str, data: Any, prefix: tuple[str
         elif kind == "union_tag_invalid":
             given = str(error.get("ctx", {}).get("tag", ""))
             line, column = yamlsrc.position(data, (*full, "backend"))
-            message = f"unknown backend '{given}'{_suggest(given, BACKENDS)} at {where}; use one of {', '.join(BACKENDS)}"
+            message = (
+                f"unknown backend '{given}'{_suggest(given, BACKENDS)} at {where}; use one of {', '.join(BACKENDS)}"
+            )
         elif kind == "union_tag_not_found":
             message = f"{where} needs 'backend:' (one of {', '.join(BACKENDS)})"
         elif kind == "string_pattern_mismatch" and full == ("name",):
@@ -416,7 +416,11 @@ def _load_components(
         return None
     if not isinstance(data, dict) or set(data) - {"components"}:
         extra = sorted(set(data) - {"components"}) if isinstance(data, dict) else []
-        what = f"unknown top-level key '{extra[0]}'{_suggest(extra[0], ['components'])}" if extra else "must be a mapping with 'components:'"
+        what = (
+            f"unknown top-level key '{extra[0]}'{_suggest(extra[0], ['components'])}"
+            if extra
+            else "must be a mapping with 'components:'"
+        )
         problems.append(Problem(file, getattr(data, "line", 1), None, what))
         if not isinstance(data, dict):
             return None
@@ -429,7 +433,14 @@ def _load_components(
         problems.append(Problem(file, line, None, message))
         return {}
     if not isinstance(section, dict):
-        problems.append(Problem(file, yamlsrc.position(data, ("components",))[0], None, "'components' must be a mapping of name: component"))
+        problems.append(
+            Problem(
+                file,
+                yamlsrc.position(data, ("components",))[0],
+                None,
+                "'components' must be a mapping of name: component",
+            )
+        )
         return None
     components: dict[str, Component] = {}
     for name, raw in section.items():
@@ -456,7 +467,9 @@ def _load_environments(root: Path, problems: list[Problem], sources: dict[str, A
     directory = root / "environments"
     environments: dict[str, Environment] = {}
     if not directory.is_dir():
-        problems.append(Problem(str(directory), None, None, "missing; add environments/<name>.yaml (an empty {} is valid)"))
+        problems.append(
+            Problem(str(directory), None, None, "missing; add environments/<name>.yaml (an empty {} is valid)")
+        )
         return environments
     for path in sorted(directory.glob("*.yml")):
         message = f"environment files end in .yaml; rename it to {path.stem}.yaml"
@@ -490,16 +503,14 @@ def load_platform(config_dir: str | Path = "config") -> Platform:
     """Load and validate a config directory; raise ConfigError listing every problem."""
     root = Path(config_dir)
     if not root.is_dir():
-        raise ConfigError(
-            Problem(str(root), None, None, "config directory not found; pass --config DIR")
-        )
+        raise ConfigError(Problem(str(root), None, None, "config directory not found; pass --config DIR"))
     problems: list[Problem] = []
     sources: dict[str, Any] = {}
     broken: set[str] = set()
     components = _load_components(root, problems, sources, broken)
     environments = _load_environments(root, problems, sources)
     platform = Platform(root=root, components=components or {}, environments=environments)
-    from strataflow import validate  # noqa: PLC0415 - validate needs the models above
+    from strataflow import validate
 
     problems.extend(validate.check(platform, sources, broken=None if components is None else broken))
     if problems:
@@ -525,7 +536,11 @@ def source_digest(root: Path, impl: Any) -> str:
     relative = getattr(impl, "template", None) or getattr(impl, "module", None)
     if relative is not None:
         path = root / relative
-        files = sorted(p for p in path.rglob("*") if p.is_file() and ".terraform" not in p.parts) if path.is_dir() else [path]
+        files = (
+            sorted(p for p in path.rglob("*") if p.is_file() and ".terraform" not in p.parts)
+            if path.is_dir()
+            else [path]
+        )
         for file in files:
             if file.suffix in (".tfstate", ".backup") or file.name == ".terraform.lock.hcl":
                 continue

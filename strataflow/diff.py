@@ -49,7 +49,9 @@ class PromotionDiff(BaseModel):
         if self.environment.warnings:
             parts.append("**Warnings**\n" + "\n".join(f"- ⚠ {w}" for w in self.environment.warnings))
         if self.environment.expected:
-            parts.append("**Expected per-environment differences**\n" + "\n".join(f"- {e}" for e in self.environment.expected))
+            parts.append(
+                "**Expected per-environment differences**\n" + "\n".join(f"- {e}" for e in self.environment.expected)
+            )
         return "\n\n".join(parts)
 
     def text(self) -> str:
@@ -66,7 +68,14 @@ class PromotionDiff(BaseModel):
 
 def _path(path: str) -> str:
     """deepdiff's ``root['a']['b']`` as ``a.b``."""
-    return path.replace("root", "", 1).replace("']['", ".").replace("['", "").replace("']", "").replace("[", ".").replace("]", "")
+    return (
+        path.replace("root", "", 1)
+        .replace("']['", ".")
+        .replace("['", "")
+        .replace("']", "")
+        .replace("[", ".")
+        .replace("]", "")
+    )
 
 
 def parameter_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
@@ -103,10 +112,7 @@ def component_changes(
         except StrataError as exc:
             changes.append(ComponentChange(component=name, change="update", parameters=[f"cannot resolve: {exc}"]))
             continue
-        if applied is None:
-            change = "create"
-        else:
-            change = "none" if applied.digest == working.digest else "update"
+        change = "create" if applied is None else "none" if applied.digest == working.digest else "update"
         changes.append(
             ComponentChange(
                 component=name,
@@ -136,11 +142,17 @@ def environment_diff(source: Environment, target: Environment) -> EnvironmentDif
                 message = f"{where} is {side}"
                 (result.expected if top in _PER_ENVIRONMENT else result.warnings).append(message)
             elif kind == "type_changes" and top in _PER_ENVIRONMENT:
-                result.expected.append(f"{where}: {change['old_value']!r} in {source.name}, {change['new_value']!r} in {target.name}")
+                result.expected.append(
+                    f"{where}: {change['old_value']!r} in {source.name}, {change['new_value']!r} in {target.name}"
+                )
             elif kind == "type_changes":
-                result.warnings.append(f"{where} changes type: {change['old_type'].__name__} in {source.name}, {change['new_type'].__name__} in {target.name}")
+                result.warnings.append(
+                    f"{where} changes type: {change['old_type'].__name__} in {source.name}, {change['new_type'].__name__} in {target.name}"
+                )
             elif kind == "values_changed":
-                result.expected.append(f"{where}: {change['old_value']!r} in {source.name}, {change['new_value']!r} in {target.name}")
+                result.expected.append(
+                    f"{where}: {change['old_value']!r} in {source.name}, {change['new_value']!r} in {target.name}"
+                )
             else:
                 result.expected.append(f"{where} differs ({kind.replace('_', ' ')})")
     result.expected.sort()

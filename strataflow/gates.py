@@ -6,7 +6,7 @@ Pure: the promotion flow reads records and lock state, then asks these functions
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
 
@@ -48,7 +48,14 @@ def source_verified(
         record = records.get(name)
         where = f"{name} in {source.name}"
         if record is None or record.applied is None:
-            gates.append(Gate(name="source_verified", passed=False, component=name, reason=f"{where} was never applied; apply {source.name} first"))
+            gates.append(
+                Gate(
+                    name="source_verified",
+                    passed=False,
+                    component=name,
+                    reason=f"{where} was never applied; apply {source.name} first",
+                )
+            )
             continue
         if record.state != "applied" or record.status not in OK_STATUSES:
             why = f"its last {record.action} {record.status}" + (f": {record.error}" if record.error else "")
@@ -70,7 +77,14 @@ def source_verified(
                 )
             )
             continue
-        gates.append(Gate(name="source_verified", passed=True, component=name, reason=f"{where} runs {record.applied.version or 'its config'} ({working})"))
+        gates.append(
+            Gate(
+                name="source_verified",
+                passed=True,
+                component=name,
+                reason=f"{where} runs {record.applied.version or 'its config'} ({working})",
+            )
+        )
     return gates
 
 
@@ -87,7 +101,11 @@ def not_running(env: str, holder: Mapping[str, str] | None) -> Gate:
 def no_drift(source: str, records: Mapping[str, ComponentRecord], names: list[str]) -> Gate:
     drifted = [n for n in names if (r := records.get(n)) and r.drift and r.drift.drifted]
     if drifted:
-        return Gate(name="no_drift", passed=False, reason=f"drift found in {source}: {', '.join(drifted)}; reconcile (apply --force) first")
+        return Gate(
+            name="no_drift",
+            passed=False,
+            reason=f"drift found in {source}: {', '.join(drifted)}; reconcile (apply --force) first",
+        )
     return Gate(name="no_drift", passed=True, reason=f"no drift recorded in {source} (where the backend can tell)")
 
 
@@ -103,14 +121,14 @@ def active_freeze(windows: list[FreezeWindow], at: datetime) -> FreezeWindow | N
 
             since = (at - timedelta(seconds=window.duration)).replace(tzinfo=None)
             fire = next(iter(CronSim(window.cron, since)))
-            if fire.replace(tzinfo=timezone.utc) <= at:
+            if fire.replace(tzinfo=UTC) <= at:
                 return window
     return None
 
 
 def _instant(text: str) -> datetime:
     moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def not_frozen(target: Environment, at: datetime, override: str | None, actor: str) -> Gate:
@@ -119,9 +137,19 @@ def not_frozen(target: Environment, at: datetime, override: str | None, actor: s
         return Gate(name="not_frozen", passed=True, reason=f"{target.name} is not in a freeze window")
     if override:
         if actor in target.approval.approvers:
-            return Gate(name="not_frozen", passed=True, reason=f"freeze '{window.reason}' overridden by {actor}: {override}")
-        return Gate(name="not_frozen", passed=False, reason=f"{target.name} is frozen ({window.reason}); only an approver may override, and {actor} is not one")
-    return Gate(name="not_frozen", passed=False, reason=f"{target.name} is frozen: {window.reason}; an approver may pass --override-freeze REASON")
+            return Gate(
+                name="not_frozen", passed=True, reason=f"freeze '{window.reason}' overridden by {actor}: {override}"
+            )
+        return Gate(
+            name="not_frozen",
+            passed=False,
+            reason=f"{target.name} is frozen ({window.reason}); only an approver may override, and {actor} is not one",
+        )
+    return Gate(
+        name="not_frozen",
+        passed=False,
+        reason=f"{target.name} is frozen: {window.reason}; an approver may pass --override-freeze REASON",
+    )
 
 
 def refusal_reason(approver: str, approvers: list[str], requester: str | None) -> str | None:

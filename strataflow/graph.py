@@ -92,7 +92,7 @@ class Graph:
             if not name:
                 raise UsageError(f"--select item '{item}' names no component; write NAME, +NAME or NAME+")
             if name not in self.upstream:
-                import difflib  # noqa: PLC0415 - only on the error path
+                import difflib
 
                 close = difflib.get_close_matches(name, self.nodes, n=1)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
@@ -171,7 +171,7 @@ def find_cycle(upstream: Mapping[str, Iterable[str]]) -> list[str] | None:
             if nxt not in colour:
                 continue
             if colour[nxt] == grey:
-                cycle = path[path.index(nxt) :] + [nxt]
+                cycle = [*path[path.index(nxt):], nxt]
                 # print it in dependency direction: a -> b means "a is needed by b"
                 return list(reversed(cycle))
             if colour[nxt] == white:
@@ -297,7 +297,9 @@ class Scheduler:
         return not self.running and not self._ready
 
 
-def list_schedule(graph: Graph, durations: Mapping[str, float], max_parallel: int, priority: Mapping[str, float] | None = None) -> float:
+def list_schedule(
+    graph: Graph, durations: Mapping[str, float], max_parallel: int, priority: Mapping[str, float] | None = None
+) -> float:
     """The makespan of the ideal list schedule: what a perfect executor of ``Scheduler`` achieves."""
     scheduler = Scheduler(graph, max_parallel, priority if priority is not None else graph.priorities(durations))
     clock = 0.0

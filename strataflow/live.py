@@ -5,10 +5,16 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import IO, Any
 
 from strataflow import progress
+
+
+def _nothing() -> None:
+    return None
+
 
 _STYLE = {
     "running": "cyan",
@@ -33,7 +39,7 @@ class ProgressView:
         self.summaries: dict[str, list[str]] = {}
         """What each component's backend said it did or would do (plan lines)."""
         self._lock = threading.Lock()
-        self._unsubscribe = lambda: None
+        self._unsubscribe: Callable[[], None] = _nothing
         self._live: Any = None
 
     def __enter__(self) -> ProgressView:
@@ -88,10 +94,9 @@ class ProgressView:
         now = time.monotonic()
         with self._lock:
             for name, status in self.status.items():
-                if status == "running":
-                    seconds = now - self.started.get(name, now)
-                else:
-                    seconds = self.elapsed.get(name, 0.0)
-                elapsed = f"{seconds:.1f}s" if status != "waiting" and name in self.started or name in self.elapsed else ""
+                seconds = now - self.started.get(name, now) if status == "running" else self.elapsed.get(name, 0.0)
+                elapsed = (
+                    f"{seconds:.1f}s" if (status != "waiting" and name in self.started) or name in self.elapsed else ""
+                )
                 table.add_row(name, f"[{_STYLE.get(status, 'white')}]{status}[/]", elapsed)
         return table

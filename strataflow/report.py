@@ -88,7 +88,14 @@ def mermaid(graph: Graph, statuses: dict[str, str] | None = None) -> str:
     for name in graph.order():
         for dep in sorted(graph.upstream[name]):
             lines.append(f"  {_mermaid_id(dep)} --> {_mermaid_id(name)}")
-    colours = {"succeeded": "#2e7d32", "unchanged": "#607d8b", "planned": "#1565c0", "failed": "#c62828", "skipped": "#9e9e9e", "cancelled": "#ef6c00"}
+    colours = {
+        "succeeded": "#2e7d32",
+        "unchanged": "#607d8b",
+        "planned": "#1565c0",
+        "failed": "#c62828",
+        "skipped": "#9e9e9e",
+        "cancelled": "#ef6c00",
+    }
     for name, status in statuses.items():
         if status in colours:
             lines.append(f"  style {_mermaid_id(name)} fill:{colours[status]},color:#fff")

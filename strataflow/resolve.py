@@ -94,7 +94,7 @@ def resolve(
                 f"{name} needs {ref.name}.outputs.{ref.key} but {ref.name} has no output '{ref.key}' (it has: {have})",
                 component=name,
             )
-        return upstream[ref.key]
+        return upstream[str(ref.key)]
 
     def shown(ref: refs.Ref) -> Any:
         return lookup(ref, reveal=False)

@@ -133,7 +133,7 @@ def configured_api_url() -> str | None:
     """The Prefect API the user configured (environment or active Prefect profile), if any."""
     if os.environ.get("PREFECT_API_URL"):
         return os.environ["PREFECT_API_URL"]
-    from prefect.settings import PREFECT_API_URL  # noqa: PLC0415 - only for commands that talk to Prefect
+    from prefect.settings import PREFECT_API_URL
 
     value = PREFECT_API_URL.value()
     return str(value) if value else None
@@ -198,16 +198,14 @@ def sandbox(cloud: str) -> dict[str, Any]:
         info = _read(f"sandbox-{cloud}")
         if not (info and _alive(info.get("pid")) and _sandbox_healthy(cloud, info)):
             info = _start_sandbox(cloud)
-    credentials: dict[str, Any] = (
-        dict(SANDBOX_AWS_CREDENTIALS) if cloud == "aws" else {"ca_bundle": info["ca_bundle"]}
-    )
+    credentials: dict[str, Any] = dict(SANDBOX_AWS_CREDENTIALS) if cloud == "aws" else {"ca_bundle": info["ca_bundle"]}
     return {"endpoint_url": info["url"], "credentials": credentials}
 
 
 def _sandbox_healthy(cloud: str, info: dict[str, Any]) -> bool:
     if cloud == "aws":
         return _healthy(info["url"], "/moto-api/")
-    import ssl  # noqa: PLC0415
+    import ssl
 
     return _healthy(info["url"], "/", ssl.create_default_context(cafile=info["ca_bundle"]))
 
@@ -221,7 +219,7 @@ def _start_sandbox(cloud: str) -> dict[str, Any]:
         _wait_healthy("sandbox-aws", process, url, "/moto-api/")
         info: dict[str, Any] = {"url": url, "pid": process.pid}
     elif cloud == "azure":
-        import ssl  # noqa: PLC0415
+        import ssl
 
         cert_dir = home() / "sandbox-azure"
         cert_dir.mkdir(exist_ok=True)
@@ -229,7 +227,16 @@ def _start_sandbox(cloud: str) -> dict[str, Any]:
         subscriptions = [f"--subscription={s}" for s in SANDBOX_AZURE_SUBSCRIPTIONS]
         process = _spawn(
             "sandbox-azure",
-            [sys.executable, "-m", "strataflow.sandbox.arm", "--port", str(port), "--cert-dir", str(cert_dir), *subscriptions],
+            [
+                sys.executable,
+                "-m",
+                "strataflow.sandbox.arm",
+                "--port",
+                str(port),
+                "--cert-dir",
+                str(cert_dir),
+                *subscriptions,
+            ],
             env,
         )
         ca_bundle = cert_dir / "ca.pem"

@@ -14,7 +14,7 @@ import statistics
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
 
@@ -32,7 +32,7 @@ RUN_ARTIFACT = "strata-run"
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Applied(BaseModel):
@@ -118,8 +118,8 @@ _local = threading.local()
 @contextlib.contextmanager
 def _client() -> Iterator[Any]:
     """A Prefect client kept open per thread and API: one connection, not one per record."""
-    from prefect.client.orchestration import get_client  # noqa: PLC0415 - Prefect loads lazily
-    from prefect.settings import PREFECT_API_URL  # noqa: PLC0415
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
 
     url = PREFECT_API_URL.value()
     cached = getattr(_local, "client", None)
@@ -138,17 +138,21 @@ def _api(what: str) -> Iterator[None]:
         yield
     except (StateError, LockedError):
         raise
-    except Exception as exc:  # noqa: BLE001 - any client failure means the history is unreachable
-        from prefect.settings import PREFECT_API_URL  # noqa: PLC0415
+    except Exception as exc:
+        from prefect.settings import PREFECT_API_URL
 
-        raise StateError(f"cannot {what} at the Prefect API {PREFECT_API_URL.value()}: {type(exc).__name__}: {exc}") from exc
+        raise StateError(
+            f"cannot {what} at the Prefect API {PREFECT_API_URL.value()}: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 # --- component records ------------------------------------------------------------------
 
 
-def _create(key: str, kind: str, data: dict[str, Any], description: str, flow_run_id: str | None, task_run_id: str | None) -> None:
-    from prefect.client.schemas.actions import ArtifactCreate  # noqa: PLC0415
+def _create(
+    key: str, kind: str, data: dict[str, Any], description: str, flow_run_id: str | None, task_run_id: str | None
+) -> None:
+    from prefect.client.schemas.actions import ArtifactCreate
 
     artifact = ArtifactCreate(
         key=key,
@@ -197,7 +201,7 @@ def latest_components(env: str, cloud: str, names: list[str]) -> dict[str, Compo
     """The latest record of each named component (absent when it was never run)."""
     if not names:
         return {}
-    from prefect.client.schemas.filters import ArtifactCollectionFilter, ArtifactCollectionFilterKey  # noqa: PLC0415
+    from prefect.client.schemas.filters import ArtifactCollectionFilter, ArtifactCollectionFilterKey
 
     keys = [component_key(env, cloud, n) for n in names]
     records: dict[str, ComponentRecord] = {}
@@ -216,8 +220,8 @@ def latest_components(env: str, cloud: str, names: list[str]) -> dict[str, Compo
 
 def component_history(env: str, cloud: str, component: str, limit: int) -> list[ComponentRecord]:
     """Every recorded action on one component, newest first."""
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey  # noqa: PLC0415
-    from prefect.client.schemas.sorting import ArtifactSort  # noqa: PLC0415
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
 
     with _api(f"read the history of {component} in {env}"), _client() as client:
         found = client.read_artifacts(
@@ -235,13 +239,20 @@ def write_run(record: RunRecord) -> None:
     summary = ", ".join(f"{name}: {status}" for name, status in sorted(record.components.items()))
     description = f"**{record.action}** `{record.env}` ({record.cloud}) by {record.actor}: {record.status}\n\n{summary}"
     with _api(f"record the run of {record.env}"):
-        _create(run_key(record.env, record.cloud), RUN_ARTIFACT, record.model_dump(mode="json"), description, record.flow_run_id, None)
+        _create(
+            run_key(record.env, record.cloud),
+            RUN_ARTIFACT,
+            record.model_dump(mode="json"),
+            description,
+            record.flow_run_id,
+            None,
+        )
 
 
 def run_history(env: str, cloud: str, limit: int) -> list[RunRecord]:
     """Runs of the environment, newest first, one entry per run (its latest record)."""
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey  # noqa: PLC0415
-    from prefect.client.schemas.sorting import ArtifactSort  # noqa: PLC0415
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
 
     with _api(f"read the history of {env}"), _client() as client:
         found = client.read_artifacts(
@@ -269,7 +280,7 @@ def latest_run(env: str, cloud: str, action: str | None = None) -> RunRecord | N
 
 def resume_plan(env: str, cloud: str) -> tuple[RunRecord, list[str]]:
     """The latest apply/destroy run and the components it did not finish."""
-    from strataflow.errors import UsageError  # noqa: PLC0415
+    from strataflow.errors import UsageError
 
     run = next((r for r in run_history(env, cloud, 20) if r.kind == "orchestrate" and r.action != "plan"), None)
     if run is None:
@@ -279,8 +290,12 @@ def resume_plan(env: str, cloud: str) -> tuple[RunRecord, list[str]]:
         name
         for name in run.planned
         if run.components.get(name) in REDO_STATUSES
-        or name not in run.components
-        and not (name in records and records[name].flow_run_id == run.flow_run_id and records[name].status in OK_STATUSES)
+        or (
+            name not in run.components
+            and not (
+                name in records and records[name].flow_run_id == run.flow_run_id and records[name].status in OK_STATUSES
+            )
+        )
     ]
     return run, redo
 
@@ -293,15 +308,17 @@ def lock_name(env: str, cloud: str) -> str:
 
 
 @contextlib.contextmanager
-def environment_lock(env: str, cloud: str, flow_run_id: str | None, actor: str | None, wait: float = 0.0) -> Iterator[None]:
+def environment_lock(
+    env: str, cloud: str, flow_run_id: str | None, actor: str | None, wait: float = 0.0
+) -> Iterator[None]:
     """Hold the one-run-per-environment lock; raise LockedError naming the holder when taken.
 
     The lock is a global concurrency limit of one slot, created on demand, held with a lease
     renewed every half lease: a run that dies frees it when the lease expires.
     """
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate  # noqa: PLC0415
-    from prefect.client.schemas.objects import ConcurrencyLeaseHolder  # noqa: PLC0415
-    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound, PrefectHTTPStatusError  # noqa: PLC0415
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.client.schemas.objects import ConcurrencyLeaseHolder
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound, PrefectHTTPStatusError
 
     name = lock_name(env, cloud)
     holder = ConcurrencyLeaseHolder(type="flow_run", id=UUID(flow_run_id)) if flow_run_id else None
@@ -314,7 +331,9 @@ def environment_lock(env: str, cloud: str, flow_run_id: str | None, actor: str |
                 client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
         while True:
             try:
-                response = client.increment_concurrency_slots_with_lease([name], 1, "concurrency", LEASE_SECONDS, holder)
+                response = client.increment_concurrency_slots_with_lease(
+                    [name], 1, "concurrency", LEASE_SECONDS, holder
+                )
                 break
             except PrefectHTTPStatusError as exc:
                 if exc.response.status_code != 423:
@@ -336,7 +355,7 @@ def environment_lock(env: str, cloud: str, flow_run_id: str | None, actor: str |
 
 def _renew(lease_id: UUID, stop: threading.Event) -> None:
     """Renew the lock's lease until stopped; a failed renewal is retried at the next beat."""
-    import logging  # noqa: PLC0415
+    import logging
 
     while not stop.wait(LEASE_SECONDS / 2):
         try:
@@ -360,7 +379,7 @@ def _locked_message(env: str, cloud: str, wait: float) -> str:
 
 def lock_holder_if_held(env: str, cloud: str) -> dict[str, Any] | None:
     """Who holds the environment's lock right now, or None when nobody does."""
-    from prefect.exceptions import ObjectNotFound  # noqa: PLC0415
+    from prefect.exceptions import ObjectNotFound
 
     with _api(f"read the lock of {env}"), _client() as client:
         try:
@@ -383,7 +402,7 @@ def lock_holder(env: str, cloud: str) -> dict[str, Any] | None:
 
 def force_unlock(env: str, cloud: str, actor: str | None) -> bool:
     """Drop the environment's lock whoever holds it; recorded in the history. True if one existed."""
-    from prefect.exceptions import ObjectNotFound  # noqa: PLC0415
+    from prefect.exceptions import ObjectNotFound
 
     name = lock_name(env, cloud)
     holder = lock_holder(env, cloud)
@@ -395,8 +414,15 @@ def force_unlock(env: str, cloud: str, actor: str | None) -> bool:
             existed = False
     write_run(
         RunRecord(
-            kind="unlock", env=env, cloud=cloud, action="unlock", status="succeeded", actor=actor,
-            started_at=now(), finished_at=now(), detail={"previous_holder": holder or {}},
+            kind="unlock",
+            env=env,
+            cloud=cloud,
+            action="unlock",
+            status="succeeded",
+            actor=actor,
+            started_at=now(),
+            finished_at=now(),
+            detail={"previous_holder": holder or {}},
         )
     )
     return existed
@@ -404,7 +430,7 @@ def force_unlock(env: str, cloud: str, actor: str | None) -> bool:
 
 def read_flow_run(flow_run_id: str) -> dict[str, Any] | None:
     """A flow run's flow name, parameters, state and cloud tag, or None when there is none."""
-    from prefect.exceptions import ObjectNotFound  # noqa: PLC0415
+    from prefect.exceptions import ObjectNotFound
 
     with _api(f"read flow run {flow_run_id}"), _client() as client:
         try:
@@ -432,12 +458,20 @@ def promotion_request(env: str, cloud: str, flow_run_id: str) -> dict[str, Any] 
     return None
 
 
-def record_decision(env: str, cloud: str, promotion: str, decision: str, actor: str, comment: str, refused: str | None) -> None:
+def record_decision(
+    env: str, cloud: str, promotion: str, decision: str, actor: str, comment: str, refused: str | None
+) -> None:
     """Record an approval decision made from the command line (refused ones included)."""
     write_run(
         RunRecord(
-            kind="approval", env=env, cloud=cloud, action=decision, status="refused" if refused else "sent",
-            actor=actor, started_at=now(), finished_at=now(),
+            kind="approval",
+            env=env,
+            cloud=cloud,
+            action=decision,
+            status="refused" if refused else "sent",
+            actor=actor,
+            started_at=now(),
+            finished_at=now(),
             detail={"promotion": promotion, "reason": refused, "comment": comment},
         )
     )
@@ -445,10 +479,10 @@ def record_decision(env: str, cloud: str, promotion: str, decision: str, actor: 
 
 def resume_promotion(flow_run_id: str, decision: dict[str, Any]) -> None:
     """Resume a paused promotion with a decision (validated by the server against its input schema)."""
-    from prefect.exceptions import FlowPauseTimeout, NotPausedError  # noqa: PLC0415
-    from prefect.flow_runs import resume_flow_run  # noqa: PLC0415
+    from prefect.exceptions import FlowPauseTimeout, NotPausedError
+    from prefect.flow_runs import resume_flow_run
 
-    from strataflow.errors import UsageError  # noqa: PLC0415
+    from strataflow.errors import UsageError
 
     try:
         resume_flow_run(UUID(flow_run_id), run_input=decision)
@@ -462,11 +496,16 @@ def resume_promotion(flow_run_id: str, decision: dict[str, Any]) -> None:
 
 def create_progress(flow_run_id: str | None, description: str) -> str | None:
     """A progress artifact of the flow run (0-100), updated with ``update_progress``."""
-    from prefect.client.schemas.actions import ArtifactCreate  # noqa: PLC0415
+    from prefect.client.schemas.actions import ArtifactCreate
 
     with _api("create the progress artifact"), _client() as client:
         artifact = client.create_artifact(
-            ArtifactCreate(type="progress", data=0.0, description=description, flow_run_id=UUID(flow_run_id) if flow_run_id else None)
+            ArtifactCreate(
+                type="progress",
+                data=0.0,
+                description=description,
+                flow_run_id=UUID(flow_run_id) if flow_run_id else None,
+            )
         )
     return str(artifact.id)
 
@@ -474,7 +513,7 @@ def create_progress(flow_run_id: str | None, description: str) -> str | None:
 def update_progress(artifact_id: str | None, percent: float) -> None:
     if artifact_id is None:
         return
-    from prefect.client.schemas.actions import ArtifactUpdate  # noqa: PLC0415
+    from prefect.client.schemas.actions import ArtifactUpdate
 
     with _api("update the progress artifact"), _client() as client:
         client.update_artifact(UUID(artifact_id), ArtifactUpdate(data=round(percent, 1)))
@@ -492,7 +531,7 @@ def tag_flow_run(flow_run_id: str | None, tags: list[str]) -> None:
 def flow_run_url(flow_run_id: str | None) -> str | None:
     if not flow_run_id:
         return None
-    from prefect.settings import PREFECT_UI_URL  # noqa: PLC0415
+    from prefect.settings import PREFECT_UI_URL
 
     base = PREFECT_UI_URL.value()
     return f"{base}/runs/flow-run/{flow_run_id}" if base else None

@@ -47,7 +47,10 @@ def environment_status(platform: Platform, env_name: str, cloud: str) -> dict[st
         name
         for name, info in components.items()
         if info["pending_change"]
-        and all(components[dep]["state"] == "applied" and not components[dep]["pending_change"] for dep in graph.upstream[name])
+        and all(
+            components[dep]["state"] == "applied" and not components[dep]["pending_change"]
+            for dep in graph.upstream[name]
+        )
     ]
     return {"env": env_name, "cloud": cloud, "components": components, "next": ready}
 

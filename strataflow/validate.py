@@ -50,7 +50,11 @@ def _components_file(platform: Platform) -> str:
 
 
 def _at(sources: Sources, file: str, *loc: str | int) -> tuple[int | None, int | None]:
-    return yamlsrc.position(sources.get(file), ("components", *loc)) if file.endswith("components.yaml") else yamlsrc.position(sources.get(file), loc)
+    return (
+        yamlsrc.position(sources.get(file), ("components", *loc))
+        if file.endswith("components.yaml")
+        else yamlsrc.position(sources.get(file), loc)
+    )
 
 
 def _impls(component: Component) -> Iterator[tuple[tuple[str, ...], Any]]:
@@ -69,14 +73,25 @@ def _dependencies(platform: Platform, sources: Sources, exists: Exists) -> list[
     for name, component in platform.components.items():
         if component.any is None and component.aws is None and component.azure is None:
             line, col = _at(sources, file, name)
-            problems.append(Problem(file, line, col, f"component '{name}' has no implementation; add 'aws:', 'azure:' or a top-level 'backend:'"))
+            problems.append(
+                Problem(
+                    file,
+                    line,
+                    col,
+                    f"component '{name}' has no implementation; add 'aws:', 'azure:' or a top-level 'backend:'",
+                )
+            )
         for index, dep in enumerate(component.depends_on):
             line, col = _at(sources, file, name, "depends_on", index)
             if dep == name:
-                problems.append(Problem(file, line, col, f"component '{name}' depends on itself; remove it from depends_on"))
+                problems.append(
+                    Problem(file, line, col, f"component '{name}' depends on itself; remove it from depends_on")
+                )
             elif not exists(dep):
                 hint = _suggest(dep, platform.components)
-                problems.append(Problem(file, line, col, f"component '{name}' depends on unknown component '{dep}'{hint}"))
+                problems.append(
+                    Problem(file, line, col, f"component '{name}' depends on unknown component '{dep}'{hint}")
+                )
     return problems
 
 
@@ -95,7 +110,9 @@ def _references(platform: Platform, sources: Sources, exists: Exists) -> list[Pr
                             where = env_file(platform.root, env.name)
                             problems.append(
                                 Problem(
-                                    file, line, col,
+                                    file,
+                                    line,
+                                    col,
                                     f"'{name}' uses ${{var.{ref.name}}} but environment '{env.name}' "
                                     f"does not define it; add it under variables: in {where}",
                                 )
@@ -107,7 +124,14 @@ def _references(platform: Platform, sources: Sources, exists: Exists) -> list[Pr
                 line, col = _at(sources, efile, "components", cname, "parameters", *path)
                 problems += _check_ref(platform, exists, cname, ref, efile, line, col)
                 if isinstance(ref, refs.Ref) and ref.kind == "var" and ref.name not in env.variables:
-                    problems.append(Problem(efile, line, col, f"unknown variable '{ref.name}'{_suggest(ref.name, env.variables)}; define it under variables:"))
+                    problems.append(
+                        Problem(
+                            efile,
+                            line,
+                            col,
+                            f"unknown variable '{ref.name}'{_suggest(ref.name, env.variables)}; define it under variables:",
+                        )
+                    )
     return problems
 
 
@@ -119,12 +143,24 @@ def _uses(env: Environment, component: Component, prefix: tuple[str, ...]) -> bo
     return not prefix or not declared or prefix[0] in declared
 
 
-def _check_ref(platform: Platform, exists: Exists, owner: str, ref: refs.Ref | refs.RefSyntaxError, file: str, line: int | None, col: int | None) -> list[Problem]:
+def _check_ref(
+    platform: Platform,
+    exists: Exists,
+    owner: str,
+    ref: refs.Ref | refs.RefSyntaxError,
+    file: str,
+    line: int | None,
+    col: int | None,
+) -> list[Problem]:
     if isinstance(ref, refs.RefSyntaxError):
         return [Problem(file, line, col, str(ref))]
     if ref.kind == "output":
         if ref.name == owner:
-            return [Problem(file, line, col, f"'{owner}' references its own outputs; a component cannot use what it produces")]
+            return [
+                Problem(
+                    file, line, col, f"'{owner}' references its own outputs; a component cannot use what it produces"
+                )
+            ]
         if not exists(ref.name):
             hint = _suggest(ref.name, platform.components)
             return [Problem(file, line, col, f"'{owner}' references outputs of unknown component '{ref.name}'{hint}")]
@@ -144,11 +180,22 @@ def _paths(platform: Platform, sources: Sources) -> list[Problem]:
             relative = getattr(impl, key)
             line, col = _at(sources, file, name, *prefix, key)
             if os.path.isabs(relative):
-                problems.append(Problem(file, line, col, f"{key} '{relative}' is absolute; give a path relative to the config directory"))
+                problems.append(
+                    Problem(
+                        file, line, col, f"{key} '{relative}' is absolute; give a path relative to the config directory"
+                    )
+                )
                 continue
             target = (platform.root / relative).resolve()
             if root != target and root not in target.parents:
-                problems.append(Problem(file, line, col, f"{key} '{relative}' is outside the config directory {platform.root}; move it inside"))
+                problems.append(
+                    Problem(
+                        file,
+                        line,
+                        col,
+                        f"{key} '{relative}' is outside the config directory {platform.root}; move it inside",
+                    )
+                )
             elif not target.exists():
                 problems.append(Problem(file, line, col, f"{key} '{relative}' not found under {platform.root}"))
             elif key == "module" and not target.is_dir():
@@ -169,14 +216,25 @@ def _environments(platform: Platform, sources: Sources, exists: Exists) -> list[
             elif env.promote_from not in platform.environments:
                 line, col = _at(sources, efile, "promote_from")
                 hint = _suggest(env.promote_from, platform.environments)
-                problems.append(Problem(efile, line, col, f"promote_from names unknown environment '{env.promote_from}'{hint}"))
+                problems.append(
+                    Problem(efile, line, col, f"promote_from names unknown environment '{env.promote_from}'{hint}")
+                )
         if env.approval.required and not env.approval.approvers:
             line, col = _at(sources, efile, "approval")
-            problems.append(Problem(efile, line, col, "approval.required needs at least one name under approval.approvers"))
+            problems.append(
+                Problem(efile, line, col, "approval.required needs at least one name under approval.approvers")
+            )
         for cname in env.components:
             if not exists(cname):
                 line, col = _at(sources, efile, "components", cname)
-                problems.append(Problem(efile, line, col, f"override for unknown component '{cname}'{_suggest(cname, platform.components)}"))
+                problems.append(
+                    Problem(
+                        efile,
+                        line,
+                        col,
+                        f"override for unknown component '{cname}'{_suggest(cname, platform.components)}",
+                    )
+                )
         problems += _disabled_outputs(platform, env, efile, sources)
     return problems
 
@@ -195,7 +253,14 @@ def _disabled_outputs(platform: Platform, env: Environment, efile: str, sources:
             used = refs.outputs_used(impl.model_dump()) | refs.outputs_used(env.override(name).parameters)
             for needed in sorted(used & disabled):
                 line, col = _at(sources, efile, "components", needed)
-                problems.append(Problem(efile, line, col, f"'{name}' uses outputs of '{needed}', which is disabled here; enable it or disable '{name}' too"))
+                problems.append(
+                    Problem(
+                        efile,
+                        line,
+                        col,
+                        f"'{name}' uses outputs of '{needed}', which is disabled here; enable it or disable '{name}' too",
+                    )
+                )
             if cloud not in declared:
                 continue
             for needed in sorted(used - disabled):
@@ -204,7 +269,9 @@ def _disabled_outputs(platform: Platform, env: Environment, efile: str, sources:
                     line, col = _at(sources, file, name)
                     problems.append(
                         Problem(
-                            file, line, col,
+                            file,
+                            line,
+                            col,
                             f"'{name}' uses outputs of '{needed}', which has no {cloud} implementation, but environment "
                             f"'{env.name}' deploys to {cloud}; add '{cloud}:' to '{needed}' or disable '{name}' in {efile}",
                         )
@@ -219,7 +286,9 @@ def _cycles(platform: Platform, sources: Sources) -> list[Problem]:
     cycle = find_cycle(edges_of(platform, None, None))
     if cycle is not None:
         line, col = _at(sources, file, cycle[0])
-        return [Problem(file, line, col, "dependency cycle: " + " -> ".join(cycle) + "; remove one of these dependencies")]
+        return [
+            Problem(file, line, col, "dependency cycle: " + " -> ".join(cycle) + "; remove one of these dependencies")
+        ]
     problems = []
     for env in platform.environments.values():
         cycle = find_cycle(edges_of(platform, env, None))
@@ -230,8 +299,11 @@ def _cycles(platform: Platform, sources: Sources) -> list[Problem]:
         line, col = _at(sources, efile, "components", member)
         problems.append(
             Problem(
-                efile, line, col,
-                f"dependency cycle in environment '{env.name}': " + " -> ".join(cycle)
+                efile,
+                line,
+                col,
+                f"dependency cycle in environment '{env.name}': "
+                + " -> ".join(cycle)
                 + "; remove the output reference of an override, or one of these dependencies",
             )
         )

@@ -51,8 +51,7 @@ def _construct_mapping(loader: Any, node: yaml.MappingNode, deep: bool = False) 
                     loader.filename,
                     line,
                     column,
-                    f"'{key}' is defined twice in one mapping (first at line {first}); "
-                    "remove or rename one",
+                    f"'{key}' is defined twice in one mapping (first at line {first}); remove or rename one",
                 )
             )
         mapping[key] = loader.construct_object(value_node, deep=True)

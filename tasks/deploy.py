@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from prefect import get_run_logger, task
 from prefect.blocks.system import Secret
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State
 from prefect.context import TaskRunContext
-from prefect.states import Completed, Failed, State
+from prefect.states import Completed, Failed
 
 from blocks.credentials import load_credentials
 from strataflow import runner, state
@@ -14,7 +17,7 @@ from strataflow.runner import Job, Result
 
 
 def _secret(name: str) -> str:
-    value = Secret.load(name).get()
+    value = cast(Secret[Any], Secret.load(name)).get()
     return value if isinstance(value, str) else str(value)
 
 

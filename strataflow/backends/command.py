@@ -9,6 +9,7 @@ the whole group), with ``STRATA_ENV``, ``STRATA_CLOUD``, ``STRATA_COMPONENT`` an
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -128,10 +129,8 @@ def _pump(stream: IO[str] | None, run: ComponentRun, marker: str, keep: Any) -> 
 
 
 def _kill_group(process: subprocess.Popen[str]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     process.wait()
 
 

@@ -135,7 +135,7 @@ class DeploymentRoutes:
     def operations(self, sub: str, rg: str, name: str) -> Reply:
         return Reply(200, {"value": self.store.deployment(sub, rg, name).operations})
 
-    def action(self, sub: str, rg: str, name: str, action: str, payload: dict[str, Any], base: str) -> Reply:  # noqa: PLR0917 - the route's parts
+    def action(self, sub: str, rg: str, name: str, action: str, payload: dict[str, Any], base: str) -> Reply:
         if action.lower() == "exporttemplate":
             return Reply(200, {"template": self.store.deployment(sub, rg, name).template})
         if action.lower() == "validate":

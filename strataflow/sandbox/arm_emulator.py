@@ -145,7 +145,7 @@ class ArmEmulator(Store):
             self.requests.append(RequestRecord(method, path, reply.status))
             return reply
 
-    def _serve(  # noqa: PLR0917 - the parts of one request
+    def _serve(
         self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], body: bytes, base: str
     ) -> Reply:
         auth = headers.get("authorization", "")
