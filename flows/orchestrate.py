@@ -26,9 +26,10 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
 from strataflow import graph as graphs
-from strataflow import progress, server, state
+from strataflow import progress, refs, server, state
 from strataflow.actor import resolve_actor
-from strataflow.config import load_platform
+from strataflow.config import Environment, Platform, load_platform
+from strataflow.errors import NeverApplied
 from strataflow.report import ComponentReport, RunReport, markdown
 from strataflow.runner import Job, Result
 from strataflow.state import ComponentRecord, RunRecord, now
@@ -42,8 +43,15 @@ DEFAULT_DURATION = 60.0
 
 
 def _run_name() -> str:
+    """`apply dev (aws)`: the cloud is resolved from the config when the run does not name it."""
     params = current_flow_run.parameters
-    cloud = params.get("cloud") or "default cloud"
+    cloud = params.get("cloud")
+    if not cloud:
+        try:
+            platform = load_platform(params.get("config_dir", "config"))
+            cloud = platform.cloud_for(platform.environment(params["env"]), None)
+        except Exception:  # noqa: BLE001 - the run itself reports a bad config
+            cloud = "default cloud"
     return f"{params.get('action', 'apply')} {params.get('env')} ({cloud})"
 
 
@@ -93,6 +101,8 @@ def orchestrate(
     if action == "destroy":
         work = work.reversed()
     records = state.latest_components(env, cloud, graph.nodes)
+    if action == "apply":
+        _check_outside_outputs(platform, environment, cloud, work, records)
     durations, default = expected_durations(records)
     sandbox_info = server.sandbox(cloud) if sandbox else None
     started = now()
@@ -153,6 +163,24 @@ def orchestrate(
         failed = ", ".join(report.failed) or "cancelled"
         return Failed(message=f"{action} {env} ({cloud}) failed: {failed}", data=payload)
     return Completed(message=f"{action} {env} ({cloud}) succeeded", data=payload)
+
+
+def _check_outside_outputs(
+    platform: Platform, env: Environment, cloud: str, work: graphs.Graph, records: dict[str, ComponentRecord]
+) -> None:
+    """Refuse, before anything runs, a selection needing outputs of an upstream never applied here."""
+    for name in work.order():
+        impl = platform.components[name].impl(cloud)
+        used = refs.outputs_used(impl.model_dump() if impl else {}) | refs.outputs_used(env.override(name).parameters)
+        for upstream in sorted(used - set(work.upstream)):
+            record = records.get(upstream)
+            if record is None or record.applied is None or record.state != "applied":
+                raise NeverApplied(
+                    f"{name} needs {upstream}'s outputs but {upstream} has never been applied in {env.name} ({cloud}); "
+                    f"use --select +{name}",
+                    env=env.name,
+                    component=name,
+                )
 
 
 class _no_lock:

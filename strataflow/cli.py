@@ -128,6 +128,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         code = 130
+    except BrokenPipeError:  # `strata graph dev | head`: the reader left; nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
     except Exception as exc:
         print(f"error: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
         if os.environ.get("STRATA_DEBUG"):
@@ -221,9 +224,9 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 def prefect_session(verbose: bool = False) -> None:
     """Point this process at the Prefect API and keep Prefect's console lines out of the view."""
-    if not verbose:
-        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
-    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL", "CRITICAL")
+    # Prefect's console lines (with tracebacks) would drown the progress view; the run's
+    # logs still go to the API. --verbose shows them.
+    os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "INFO" if verbose else "CRITICAL"
     from strataflow import server
 
     server.ensure_api()

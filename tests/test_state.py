@@ -107,10 +107,11 @@ class TestOutputsOutsideSelection:
         """Applying `app` before `base` ever ran says so and how to fix it."""
         names = promotion_platform(tmp_path)
         dev, config = names["dev"], str(tmp_path)
-        report = run_json("apply", dev, "--config", config, "--select", "app", expect=1)
-        error = report["components"]["app"]["error"]
-        assert f"app needs base.outputs.id but base has never been applied in {dev}" in error
-        assert "--select +app" in error
+        result = strata("apply", dev, "--config", config, "--select", "app")
+        assert result.returncode == 2, result.stderr
+        assert f"app needs base's outputs but base has never been applied in {dev}" in result.stderr
+        assert "--select +app" in result.stderr and "Traceback" not in result.stderr
+        assert applied(tmp_path) == []
 
     def test_plan_shows_known_after_apply(self, tmp_path: Path) -> None:
         """A plan of a fresh environment runs and marks outputs that do not exist yet."""
