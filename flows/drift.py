@@ -18,7 +18,7 @@ from strataflow.actor import resolve_actor
 from strataflow.config import load_platform
 from strataflow.errors import StrataError
 from strataflow.runner import Job, build_run, drift_record
-from strataflow.state import RunRecord, now
+from strataflow.state import RunRecord, applied_outputs, now
 
 
 def _run_name() -> str:
@@ -68,7 +68,7 @@ def drift(
     flow_run_id = str(context.flow_run.id) if context and context.flow_run else None
     state.tag_flow_run(flow_run_id, ["strata", "drift", f"env:{env}", f"cloud:{cloud}"])
     records = state.latest_components(env, cloud, graph.nodes)
-    outputs = {n: dict(r.applied.outputs) for n, r in records.items() if r.applied is not None and r.state == "applied"}
+    outputs = applied_outputs(records)
     sandbox_info = server.sandbox(cloud) if sandbox else None
     futures = {}
     for name in names:

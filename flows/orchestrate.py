@@ -259,12 +259,21 @@ def _submit(
 ) -> PrefectFuture[Any]:
     action = job_args["action"]
     upstream_outputs: dict[str, dict[str, Any]] = {}
+    sensitive: dict[str, frozenset[str]] = {}
     for dep in full.upstream[name]:
         if dep in results and action == "apply":
             upstream_outputs[dep] = results[dep].outputs
+            sensitive[dep] = results[dep].sensitive
         elif dep in records and records[dep].applied is not None and records[dep].state == "applied":
             upstream_outputs[dep] = dict(records[dep].applied.outputs)  # type: ignore[union-attr]
-    job = Job(name=name, upstream_outputs=upstream_outputs, previous=records.get(name), **job_args)
+            sensitive[dep] = frozenset(records[dep].applied.sensitive)  # type: ignore[union-attr]
+    job = Job(
+        name=name,
+        upstream_outputs=upstream_outputs,
+        sensitive_upstream=sensitive,
+        previous=records.get(name),
+        **job_args,
+    )
     upstream_futures = [submitted[dep] for dep in sorted(full.upstream[name]) if dep in submitted]
     # No task-run tags: Prefect checks tag concurrency limits for every tagged task run, which
     # cost ~300 ms per component here (3.9.1, 2 cores). The flow run carries the tags and each

@@ -153,7 +153,13 @@ def cmd_decide(args: argparse.Namespace) -> int:
     decision = "approve" if args.command == "approve" else "reject"
     promotion = state.read_flow_run(flow_run_id)
     if promotion is None or promotion["flow"] != "promote":
-        raise UsageError(f"flow run {flow_run_id} is not a promotion")
+        not_a_promotion = f"flow run {flow_run_id} is not a promotion"
+        env = (promotion or {}).get("parameters", {}).get("env")
+        if promotion is not None and isinstance(env, str):  # an apply or drift run: recorded in its environment
+            state.record_decision(
+                env, promotion["cloud"], flow_run_id, decision, args.actor, args.comment, refused=not_a_promotion
+            )
+        raise UsageError(not_a_promotion)
     params = promotion["parameters"]
     target, cloud = params["target"], promotion["cloud"]
     request = state.promotion_request(target, cloud, flow_run_id)

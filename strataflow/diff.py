@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from strataflow.config import Environment, Platform
 from strataflow.errors import StrataError
 from strataflow.resolve import resolve
-from strataflow.state import ComponentRecord
+from strataflow.state import ComponentRecord, applied_outputs, sensitive_keys
 
 _PER_ENVIRONMENT = ("clouds", "default_cloud", "promote_from", "approval", "freeze", "terraform")
 """Environment settings every environment sets for itself: differences there are expected."""
@@ -102,13 +102,13 @@ def component_changes(
     platform: Platform, target: Environment, cloud: str, names: list[str], records: Mapping[str, ComponentRecord]
 ) -> list[ComponentChange]:
     """For each component, what the target runs now against what it will run after the promotion."""
-    outputs = {n: dict(r.applied.outputs) for n, r in records.items() if r.applied is not None and r.state == "applied"}
+    outputs = applied_outputs(records)
     changes = []
     for name in names:
         record = records.get(name)
         applied = record.applied if record and record.state == "applied" else None
         try:
-            working = resolve(platform, target, cloud, name, outputs, planning=True)
+            working = resolve(platform, target, cloud, name, outputs, planning=True, sensitive=sensitive_keys(records))
         except StrataError as exc:
             changes.append(ComponentChange(component=name, change="update", parameters=[f"cannot resolve: {exc}"]))
             continue

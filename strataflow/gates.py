@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from strataflow.config import Environment, FreezeWindow, Platform
 from strataflow.errors import StrataError
 from strataflow.resolve import resolve
-from strataflow.state import OK_STATUSES, ComponentRecord
+from strataflow.state import OK_STATUSES, ComponentRecord, applied_outputs, sensitive_keys
 
 
 class Gate(BaseModel):
@@ -42,7 +42,7 @@ def source_verified(
     platform: Platform, source: Environment, cloud: str, names: list[str], records: Mapping[str, ComponentRecord]
 ) -> list[Gate]:
     """Each component's latest state in the source is a successful apply of exactly its working config."""
-    outputs = {n: dict(r.applied.outputs) for n, r in records.items() if r.applied is not None and r.state == "applied"}
+    outputs = applied_outputs(records)
     gates = []
     for name in names:
         record = records.get(name)
@@ -62,7 +62,9 @@ def source_verified(
             gates.append(Gate(name="source_verified", passed=False, component=name, reason=f"{where}: {why}"))
             continue
         try:
-            working = resolve(platform, source, cloud, name, outputs, planning=True).digest
+            working = resolve(
+                platform, source, cloud, name, outputs, planning=True, sensitive=sensitive_keys(records)
+            ).digest
         except StrataError as exc:
             gates.append(Gate(name="source_verified", passed=False, component=name, reason=f"{where}: {exc}"))
             continue

@@ -171,7 +171,7 @@ def find_cycle(upstream: Mapping[str, Iterable[str]]) -> list[str] | None:
             if nxt not in colour:
                 continue
             if colour[nxt] == grey:
-                cycle = [*path[path.index(nxt):], nxt]
+                cycle = [*path[path.index(nxt) :], nxt]
                 # print it in dependency direction: a -> b means "a is needed by b"
                 return list(reversed(cycle))
             if colour[nxt] == white:

@@ -9,7 +9,7 @@ version changes it.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,12 +53,15 @@ def resolve(
     *,
     planning: bool = False,
     secret: SecretLookup | None = None,
+    sensitive: Mapping[str, Collection[str]] | None = None,
 ) -> Resolved:
     """Resolve component ``name``: references substituted, commands quoted, digest computed.
 
     ``outputs`` holds each upstream's outputs. When planning, an output not known yet
     becomes ``(known after apply)``; when applying it is an error naming what to do.
     Without ``secret`` (outside the task), secrets stay as their reference text.
+    ``sensitive`` names each upstream's sensitive output keys: like secrets, they are left as
+    their reference text in the shown parameters and the digest, and masked in the run.
     """
     component = platform.components[name]
     impl = component.impl(cloud)
@@ -94,7 +97,13 @@ def resolve(
                 f"{name} needs {ref.name}.outputs.{ref.key} but {ref.name} has no output '{ref.key}' (it has: {have})",
                 component=name,
             )
-        return upstream[str(ref.key)]
+        value = upstream[str(ref.key)]
+        if ref.key in (sensitive or {}).get(ref.name, ()):
+            if not reveal:
+                return ref.text
+            if refs.as_text(value):
+                used.add(refs.as_text(value))
+        return value
 
     def shown(ref: refs.Ref) -> Any:
         return lookup(ref, reveal=False)

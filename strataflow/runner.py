@@ -8,23 +8,34 @@ failure never loses what is deployed.
 
 from __future__ import annotations
 
+import contextvars
+import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from strataflow import backends
 from strataflow.backends.base import Action, ComponentRun, mask
-from strataflow.config import Environment, Platform
-from strataflow.errors import BackendError, StrataError, TransientError
-from strataflow.report import ComponentReport, masked
-from strataflow.config import source_digest
+from strataflow.config import Environment, Platform, source_digest
+from strataflow.errors import BackendError, CommandTimeout, StrataError, TransientError
+from strataflow.report import MASK, ComponentReport, masked
 from strataflow.resolve import Resolved, SecretLookup, resolve
 from strataflow.state import DURATIONS_KEPT, Applied, ComponentRecord, DriftRecord, now
 
 RETRIES = 3
 """Transient errors that reach the runner (the backends retry first) are retried this often."""
+
+
+def timeout_grace(timeout: float) -> float:
+    """Seconds the runner waits for a backend past the component's timeout: 5 s + 10%, at most 30 s.
+
+    Backends enforce the timeout themselves and clean up (kill a command's process group,
+    interrupt terraform); the grace lets them, then the runner stops waiting for a call that
+    hangs (a cloud API that never answers).
+    """
+    return min(30.0, 5.0 + 0.1 * timeout)
 
 
 @dataclass
@@ -37,6 +48,8 @@ class Job:
     name: str
     action: Action
     upstream_outputs: dict[str, dict[str, Any]]
+    sensitive_upstream: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Each upstream's sensitive output keys: masked in this run, kept out of its record."""
     previous: ComponentRecord | None = None
     force: bool = False
     flow_run_id: str | None = None
@@ -55,6 +68,8 @@ class Result:
     summary: list[str] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     """Real output values for downstream components (the report's are masked)."""
+    sensitive: frozenset[str] = frozenset()
+    """The keys of ``outputs`` that are sensitive."""
 
     def __repr__(self) -> str:
         # Prefect logs a failed task's state with its data: show no outputs there
@@ -64,7 +79,16 @@ class Result:
 def build_run(job: Job, *, secret: SecretLookup | None, log: Callable[[str], None]) -> tuple[ComponentRun, Resolved]:
     """The backend's view of the job, and how it was resolved."""
     planning = job.action != "apply"
-    resolved = resolve(job.platform, job.env, job.cloud, job.name, job.upstream_outputs, planning=planning, secret=secret)
+    resolved = resolve(
+        job.platform,
+        job.env,
+        job.cloud,
+        job.name,
+        job.upstream_outputs,
+        planning=planning,
+        secret=secret,
+        sensitive=job.sensitive_upstream,
+    )
     target = job.env.target(job.cloud)
     credentials = job.credentials
     if job.sandbox:
@@ -101,6 +125,7 @@ def execute(job: Job, *, secret: SecretLookup | None = None, log: Callable[[str]
     clock = time.monotonic()
     secrets: frozenset[str] = frozenset()
     try:
+        _read_sensitive_upstream(job, secret, log)
         run, resolved = build_run(job, secret=secret, log=log)
         digest = resolved.digest
         secrets = run.secrets
@@ -113,8 +138,10 @@ def execute(job: Job, *, secret: SecretLookup | None = None, log: Callable[[str]
             outputs = dict(applied.outputs)
             if applied.sensitive:
                 outputs.update({k: v for k, v in backend.outputs(run).items() if k in applied.sensitive})
-            return _result(job, "unchanged", started, clock, outputs, frozenset(applied.sensitive), 0, None, None, write=False)
-        outcome = _with_retries(lambda: getattr(backend, job.action)(run), log)
+            return _result(
+                job, "unchanged", started, clock, outputs, frozenset(applied.sensitive), 0, None, None, write=False
+            )
+        outcome = _bounded(lambda: _with_retries(lambda: getattr(backend, job.action)(run), log), run.timeout, job.name)
     except StrataError as exc:
         message = mask(str(exc), secrets)
         log(f"{job.name}: {job.action} failed: {message}")
@@ -127,9 +154,38 @@ def execute(job: Job, *, secret: SecretLookup | None = None, log: Callable[[str]
         status = "planned"
     else:
         status = "unchanged" if outcome.no_changes and job.action == "destroy" else "succeeded"
-    result = _result(job, status, started, clock, outcome.outputs, outcome.sensitive, outcome.changes, None, resolved, write=job.action != "plan")
+    result = _result(
+        job,
+        status,
+        started,
+        clock,
+        outcome.outputs,
+        outcome.sensitive,
+        outcome.changes,
+        None,
+        resolved,
+        write=job.action != "plan",
+    )
     result.summary = [mask(line, secrets) for line in outcome.summary]
     return result
+
+
+def _read_sensitive_upstream(job: Job, secret: SecretLookup | None, log: Callable[[str], None]) -> None:
+    """Replace the masked values of sensitive upstream outputs (from the state records) by the real ones.
+
+    An upstream outside the run (``--resume``, ``--select``) gives its recorded outputs, where sensitive
+    values are stored masked: they are read again from the upstream's backend, as an unchanged
+    component's are, so the component never gets ``***`` as a value.
+    """
+    for dep, keys in job.sensitive_upstream.items():
+        known = job.upstream_outputs.get(dep, {})
+        masked_keys = [key for key in keys if known.get(key) == MASK]
+        if not masked_keys:
+            continue
+        upstream = replace(job, name=dep, action="plan", upstream_outputs={}, sensitive_upstream={}, previous=None)
+        run, _ = build_run(upstream, secret=secret, log=log)
+        values = backends.get(run.impl.backend).outputs(run)
+        job.upstream_outputs[dep] = {**known, **{key: values[key] for key in masked_keys if key in values}}
 
 
 def _unchanged(job: Job, digest: str, backend: backends.Backend, run: ComponentRun) -> bool:
@@ -143,6 +199,39 @@ def _unchanged(job: Job, digest: str, backend: backends.Backend, run: ComponentR
     if job.action != "apply" or previous.state != "applied" or previous.applied.digest != digest:
         return False
     return backend.exists(run)
+
+
+def _bounded(call: Callable[[], Any], timeout: float | None, component: str) -> Any:
+    """``call()``, but given up on (CommandTimeout) when it outlives the component's timeout and grace.
+
+    The call goes on in a daemon thread: Python cannot stop a thread blocked in a socket read,
+    and a cloud operation, once sent, carries on in the cloud anyway.
+    """
+    if timeout is None:
+        return call()
+    limit = timeout + timeout_grace(timeout)
+    outcome: dict[str, Any] = {}
+    finished = threading.Event()
+
+    def target() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread below
+            outcome["error"] = exc
+        finally:
+            finished.set()
+
+    context = contextvars.copy_context()
+    threading.Thread(target=context.run, args=(target,), name=f"strata-{component}", daemon=True).start()
+    if not finished.wait(limit):
+        raise CommandTimeout(
+            f"{component}: its backend call did not return within its timeout of {timeout:g}s "
+            f"(waited {limit:g}s); stopped waiting for it",
+            component=component,
+        )
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def _with_retries(call: Callable[[], Any], log: Callable[[str], None]) -> Any:
@@ -173,7 +262,7 @@ def _result(
     duration = round(time.monotonic() - clock, 3)
     finished = now()
     report = ComponentReport(
-        status=status,  # type: ignore[arg-type]
+        status=status,
         started_at=started,
         finished_at=finished,
         duration_s=duration,
@@ -181,13 +270,25 @@ def _result(
         changes=changes,
         error=error,
     )
-    record = _record(job, status, started, finished, duration, outputs, sensitive, changes, error, resolved) if write and job.action != "plan" else None
-    return Result(report=report, record=record, outputs=outputs)
+    record = (
+        _record(job, status, started, finished, duration, outputs, sensitive, changes, error, resolved)
+        if write and job.action != "plan"
+        else None
+    )
+    return Result(report=report, record=record, outputs=outputs, sensitive=frozenset(sensitive))
 
 
 def _record(
-    job: Job, status: str, started: Any, finished: Any, duration: float, outputs: dict[str, Any],
-    sensitive: frozenset[str], changes: int, error: str | None, resolved: Resolved | None,
+    job: Job,
+    status: str,
+    started: Any,
+    finished: Any,
+    duration: float,
+    outputs: dict[str, Any],
+    sensitive: frozenset[str],
+    changes: int,
+    error: str | None,
+    resolved: Resolved | None,
 ) -> ComponentRecord:
     """The new state record of an apply or destroy."""
     previous = job.previous
@@ -231,4 +332,4 @@ def drift_record(drift: backends.Drift) -> DriftRecord:
     return DriftRecord(checked_at=now(), supported=drift.supported, drifted=drift.drifted, resources=drift.resources)
 
 
-__all__ = ["Job", "Result", "build_run", "drift_record", "execute", "BackendError"]
+__all__ = ["BackendError", "Job", "Result", "build_run", "drift_record", "execute"]

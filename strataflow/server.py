@@ -75,6 +75,8 @@ def _exclusive() -> Iterator[None]:
 def _free_port(preferred: int | None = None) -> int:
     for port in ([preferred] if preferred else []) + [0]:
         with socket.socket() as probe:
+            # as the server binds: a port whose last server just stopped (TIME_WAIT) is free again
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
@@ -174,6 +176,10 @@ def _start_server() -> dict[str, Any]:
         "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home() / 'prefect.db'}",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS": "5",
+        # leases on disk (under PREFECT_HOME), not in the server's memory: a restarted server still
+        # knows who holds an environment's lock, so the holder can renew and release it, and a dead
+        # holder's slot is repossessed; in memory they were lost and the lock stayed taken for good
+        "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect.server.concurrency.lease_storage.filesystem",
         "PREFECT_UI_API_URL": f"{url}/api",
     }
     env.pop("PREFECT_API_URL", None)

@@ -13,7 +13,7 @@ import contextlib
 import statistics
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -102,6 +102,11 @@ class RunRecord(BaseModel):
     planned: list[str] = Field(default_factory=list)
     components: dict[str, str] = Field(default_factory=dict)
     detail: dict[str, Any] = Field(default_factory=dict, description="Promotion, approval, reason...")
+
+
+def applied_outputs(records: dict[str, ComponentRecord] | Any) -> dict[str, dict[str, Any]]:
+    """The outputs of each component that is currently applied (for resolving its consumers)."""
+    return {n: dict(r.applied.outputs) for n, r in records.items() if r.applied is not None and r.state == "applied"}
 
 
 def component_key(env: str, cloud: str, component: str) -> str:
@@ -197,6 +202,11 @@ def _records(artifacts: list[Any], model: type[BaseModel]) -> list[Any]:
     return found
 
 
+def sensitive_keys(records: Mapping[str, ComponentRecord]) -> dict[str, frozenset[str]]:
+    """Each applied component's sensitive output keys (their recorded values are masked)."""
+    return {name: frozenset(r.applied.sensitive) for name, r in records.items() if r.applied is not None}
+
+
 def latest_components(env: str, cloud: str, names: list[str]) -> dict[str, ComponentRecord]:
     """The latest record of each named component (absent when it was never run)."""
     if not names:
@@ -224,12 +234,29 @@ def component_history(env: str, cloud: str, component: str, limit: int) -> list[
     from prefect.client.schemas.sorting import ArtifactSort
 
     with _api(f"read the history of {component} in {env}"), _client() as client:
-        found = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[component_key(env, cloud, component)])),
-            sort=ArtifactSort.CREATED_DESC,
-            limit=limit,
+        found = _read_paged(
+            client,
+            ArtifactFilter(key=ArtifactFilterKey(any_=[component_key(env, cloud, component)])),
+            ArtifactSort.CREATED_DESC,
+            limit,
         )
     return _records(found, ComponentRecord)
+
+
+PAGE = 200
+"""The most artifacts the Prefect API returns per request (PREFECT_SERVER_API_DEFAULT_LIMIT); more is HTTP 422."""
+
+
+def _read_paged(client: Any, artifact_filter: Any, sort: Any, limit: int) -> list[Any]:
+    """Up to ``limit`` artifacts, newest first, in pages the API accepts."""
+    found: list[Any] = []
+    while len(found) < limit:
+        size = min(PAGE, limit - len(found))
+        page = client.read_artifacts(artifact_filter=artifact_filter, sort=sort, limit=size, offset=len(found))
+        found.extend(page)
+        if len(page) < size:
+            break
+    return found
 
 
 # --- run records -----------------------------------------------------------------------
@@ -255,10 +282,11 @@ def run_history(env: str, cloud: str, limit: int) -> list[RunRecord]:
     from prefect.client.schemas.sorting import ArtifactSort
 
     with _api(f"read the history of {env}"), _client() as client:
-        found = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[run_key(env, cloud)])),
-            sort=ArtifactSort.CREATED_DESC,
-            limit=limit * 2 + 2,
+        found = _read_paged(
+            client,
+            ArtifactFilter(key=ArtifactFilterKey(any_=[run_key(env, cloud)])),
+            ArtifactSort.CREATED_DESC,
+            limit * 2 + 2,
         )
     runs: list[RunRecord] = []
     seen: set[str] = set()

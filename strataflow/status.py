@@ -10,6 +10,7 @@ from strataflow.config import Platform
 from strataflow.errors import StrataError
 from strataflow.report import masked
 from strataflow.resolve import resolve
+from strataflow.state import applied_outputs
 
 
 def environment_status(platform: Platform, env_name: str, cloud: str) -> dict[str, Any]:
@@ -18,11 +19,13 @@ def environment_status(platform: Platform, env_name: str, cloud: str) -> dict[st
     graph = graphs.component_graph(platform, env, cloud)
     records = state.latest_components(env_name, cloud, graph.nodes)
     components: dict[str, Any] = {}
-    outputs = {n: dict(r.applied.outputs) for n, r in records.items() if r.applied is not None and r.state == "applied"}
+    outputs = applied_outputs(records)
     for name in graph.order():
         record = records.get(name)
         try:
-            working = resolve(platform, env, cloud, name, outputs, planning=True).digest
+            working = resolve(
+                platform, env, cloud, name, outputs, planning=True, sensitive=state.sensitive_keys(records)
+            ).digest
         except StrataError:
             working = None
         applied = record.applied if record and record.state == "applied" else None

@@ -200,9 +200,31 @@ def _paths(platform: Platform, sources: Sources) -> list[Problem]:
                 problems.append(Problem(file, line, col, f"{key} '{relative}' not found under {platform.root}"))
             elif key == "module" and not target.is_dir():
                 problems.append(Problem(file, line, col, f"module '{relative}' must be a directory of .tf files"))
+            elif key == "module" and (link := _link_outside(target, root)) is not None:
+                problems.append(
+                    Problem(
+                        file,
+                        line,
+                        col,
+                        f"module '{relative}' holds '{link}', a link to outside the config directory "
+                        f"{platform.root}; put the file itself in the module",
+                    )
+                )
             elif key == "template" and not target.is_file():
                 problems.append(Problem(file, line, col, f"template '{relative}' must be a file"))
     return problems
+
+
+def _link_outside(module: Path, root: Path) -> str | None:
+    """The first entry of ``module`` (walked as the terraform backend copies it) that leads outside ``root``."""
+    for folder, dirs, files in os.walk(module):
+        dirs[:] = sorted(d for d in dirs if d not in (".terraform", ".git"))
+        for name in [*dirs, *sorted(files)]:
+            path = Path(folder) / name
+            target = path.resolve()
+            if path.is_symlink() and root != target and root not in target.parents:
+                return path.relative_to(module).as_posix()
+    return None
 
 
 def _environments(platform: Platform, sources: Sources, exists: Exists) -> list[Problem]:

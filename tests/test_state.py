@@ -167,7 +167,7 @@ class TestLock:
             holder = state.lock_holder_if_held(env, "aws")
             assert holder is not None and f"is locked by flow run {holder['flow_run_id']}" in second.stderr
         finally:
-            out, err = first.communicate(timeout=120)
+            _out, err = first.communicate(timeout=120)
         assert first.returncode == 0, err
 
     def test_unlock_force_is_recorded(self, tmp_path: Path) -> None:

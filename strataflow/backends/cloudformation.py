@@ -163,7 +163,9 @@ def _session(target: AwsTarget, credentials: Mapping[str, Any]) -> tuple[Any, fl
     if not target.role_arn:
         return base, float("inf")
     sts = base.client("sts", endpoint_url=target.endpoint_url, config=_CONFIG)
-    with translated("assume the deploy role", subject=target.role_arn, secrets=frozenset(), emulator=bool(target.endpoint_url)):
+    with translated(
+        "assume the deploy role", subject=target.role_arn, secrets=frozenset(), emulator=bool(target.endpoint_url)
+    ):
         assumed = sts.assume_role(RoleArn=target.role_arn, RoleSessionName="strataflow")["Credentials"]
     session = boto3.session.Session(
         aws_access_key_id=assumed["AccessKeyId"],

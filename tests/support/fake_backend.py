@@ -1,0 +1,93 @@
+"""An in-memory backend for flow tests: scripted per component, counting every call.
+
+``FakeBackend`` implements the protocol of ``strataflow.backends.base`` without touching a
+cloud. Each component gets a script: a list of steps played one per ``apply`` (the last
+step repeats). A step is ``OK`` (succeed with the component's outputs), an exception
+instance or class (raised), or ``Hang(seconds)`` (block, as a cloud call that never
+answers). ``installed`` puts it in place of a built-in backend kind and restores the real
+one afterwards, so a config of ``command`` components runs on the fake.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from strataflow import backends
+from strataflow.backends.base import ComponentRun, Drift, Outcome
+
+OK = "ok"
+
+
+@dataclass(frozen=True)
+class Hang:
+    """A call that does not return for ``seconds`` (unless released)."""
+
+    seconds: float
+
+
+@dataclass
+class FakeBackend:
+    """Scripted applies; every call is recorded as ``(operation, component)``."""
+
+    scripts: dict[str, list[Any]] = field(default_factory=dict)
+    outputs_of: dict[str, dict[str, Any]] = field(default_factory=dict)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    release: threading.Event = field(default_factory=threading.Event)
+    """Set it to end every ``Hang`` at once (tests set it when they finish)."""
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count(self, operation: str, component: str) -> int:
+        with self._lock:
+            return sum(1 for call in self.calls if call == (operation, component))
+
+    def _step(self, operation: str, run: ComponentRun) -> Outcome:
+        with self._lock:
+            played = sum(1 for call in self.calls if call == (operation, run.component))
+            self.calls.append((operation, run.component))
+        script = self.scripts.get(run.component) or [OK]
+        step = script[min(played, len(script) - 1)]
+        if isinstance(step, Hang):
+            self.release.wait(step.seconds)
+            step = OK
+        if isinstance(step, BaseException) or (isinstance(step, type) and issubclass(step, BaseException)):
+            raise step
+        outputs = dict(self.outputs_of.get(run.component, {"id": f"{run.env}-{run.component}"}))
+        return Outcome(changes=1, outputs=outputs, summary=[f"fake {operation} {run.component}"])
+
+    def plan(self, run: ComponentRun) -> Outcome:
+        return self._step("plan", run)
+
+    def apply(self, run: ComponentRun) -> Outcome:
+        return self._step("apply", run)
+
+    def destroy(self, run: ComponentRun) -> Outcome:
+        return self._step("destroy", run)
+
+    def outputs(self, run: ComponentRun) -> dict[str, Any]:
+        return dict(self.outputs_of.get(run.component, {}))
+
+    def exists(self, run: ComponentRun) -> bool:
+        del run
+        return True
+
+    def drift(self, run: ComponentRun) -> Drift:
+        del run
+        return Drift(supported=False)
+
+
+@contextmanager
+def installed(fake: FakeBackend, kind: str = "command") -> Iterator[FakeBackend]:
+    """Serve components of backend ``kind`` with ``fake`` in this process; restore the real backend after."""
+    previous = backends.register(kind, fake)  # type: ignore[arg-type]
+    try:
+        yield fake
+    finally:
+        fake.release.set()
+        if previous is None:
+            backends.unregister(kind)
+        else:
+            backends.register(kind, previous)
