@@ -62,6 +62,6 @@ Try next:
   edit config/environments/dev.yaml (node_count: 3), then
   strata plan dev --sandbox                   # only clusters (and what uses it) changes
   strata apply dev --sandbox --cloud azure    # the same graph on the Azure sandbox
-  strata destroy dev --sandbox                # in reverse dependency order
+  strata destroy dev --sandbox --select dns+   # destroy walks the graph in reverse
   strata server stop                          # stop the local server and sandboxes
 MSG
