@@ -17,6 +17,8 @@ os.environ.pop("PREFECT_API_URL", None)
 os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
 os.environ["STRATA_ACTOR"] = "tester"
 
+from tests.support.faults import Processes  # noqa: E402 - after the environment above is set
+
 
 @pytest.fixture(scope="session")
 def strata_home() -> Path:
@@ -40,3 +42,13 @@ def prefect_api(strata_home: Path) -> Iterator[str]:
         APILogHandler().flush()
         server.stop()
         shutil.rmtree(strata_home, ignore_errors=True)
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[Processes]:
+    """Background `strata` processes, ended (by process group) when the test is over."""
+    processes = Processes(tmp_path)
+    try:
+        yield processes
+    finally:
+        processes.end_all()

@@ -37,15 +37,6 @@ from tests.support.faults import (
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
 
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Processes]:
-    """Background `strata` processes, ended (by process group) when the test is over."""
-    processes = Processes(tmp_path)
-    try:
-        yield processes
-    finally:
-        processes.end_all()
-
 
 def history(env: str, config: Path) -> list[dict[str, Any]]:
     result = cli("history", env, "--config", str(config), "--json")
