@@ -36,7 +36,10 @@ def check_component(job: Job) -> dict[str, Any]:
     if job.sandbox is None:
         job.credentials = load_credentials(job.cloud, getattr(job.env.target(job.cloud), "credentials", None))
     try:
-        run, _ = build_run(job, secret=None, log=logger.info)
+        run, resolved = build_run(job, secret=None, log=logger.info)
+        if previous.applied is not None and previous.applied.digest != resolved.digest:
+            # the config changed since it was applied: comparing would report the change, not drift
+            return {"status": "pending change", "resources": ["apply the working config first"]}
         found = backends.get(run.impl.backend).drift(run)
     except StrataError as exc:
         logger.error("%s: drift check failed: %s", job.name, exc)

@@ -531,10 +531,23 @@ class TestDestroy:
 
 class TestDrift:
     def test_endpoint_without_drift_detection(self, tmp_path: Path, backend: CloudFormationBackend) -> None:
-        """moto has no drift detection: drift() says it is unsupported instead of failing."""
-        run = make_run(tmp_path, PARAMETER_TEMPLATE)
+        """moto has no drift detection: drift() compares the stack's parameters only, and finds none changed."""
+        run = make_run(tmp_path, PARAMETER_TEMPLATE, parameters={"Greeting": "hi"})
         backend.apply(run)
-        assert backend.drift(run).supported is False
+        assert (backend.drift(run).supported, backend.drift(run).drifted) == (True, False)
+
+    def test_parameter_changed_behind_our_back_is_drift(self, tmp_path: Path, backend: CloudFormationBackend) -> None:
+        """An update-stack by hand with another parameter value shows as drift naming the parameter."""
+        run = make_run(tmp_path, PARAMETER_TEMPLATE, parameters={"Greeting": "hi"})
+        backend.apply(run)
+        client_of(run).update_stack(
+            StackName="strata-dev-settings",
+            UsePreviousTemplate=True,
+            Parameters=[{"ParameterKey": "Greeting", "ParameterValue": "tampered"}],
+        )
+        drift = backend.drift(run)
+        assert drift.drifted is True
+        assert drift.resources == ["parameter Greeting (AWS::CloudFormation::Stack): applied 'hi', deployed 'tampered'"]
 
     def test_drifted_resources_are_listed(self, tmp_path: Path, backend: CloudFormationBackend) -> None:
         """AWS's drift answers become 'LogicalId (Type): STATUS' lines."""
