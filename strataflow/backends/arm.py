@@ -117,12 +117,7 @@ class ArmBackend:
             run.log("some inputs are known only after an upstream's apply: listing the template's resources")
             lines = template_lines(template, "will be created/updated")
             return Outcome(changes=len(lines), summary=lines)
-        exists = self._call(
-            run,
-            clients,
-            "checking the resource group",
-            lambda: clients.resources.resource_groups.check_existence(group),
-        )
+        exists = self._group_exists(run, clients, group)
         if not exists:
             lines = [f"+ Create Microsoft.Resources/resourceGroups/{group} ({target.location})"]
             lines += template_lines(template, "will be created")
@@ -191,12 +186,7 @@ class ArmBackend:
         clients, target = self._connect(run)
         self._check_subscription(run, clients, target)
         group, owned = self._group(run)
-        exists = self._call(
-            run,
-            clients,
-            "checking the resource group",
-            lambda: clients.resources.resource_groups.check_existence(group),
-        )
+        exists = self._group_exists(run, clients, group)
         if not exists:
             return Outcome(no_changes=True, summary=[f"resource group {group} does not exist"])
         if owned:
@@ -225,6 +215,16 @@ class ArmBackend:
         )
         return Outcome(changes=len(lines), summary=lines, no_changes=not lines)
 
+    def _group_exists(self, run: ComponentRun, clients: Any, group: str) -> bool:
+        return bool(
+            self._call(
+                run,
+                clients,
+                "checking the resource group",
+                lambda: clients.resources.resource_groups.check_existence(group),
+            )
+        )
+
     def outputs(self, run: ComponentRun) -> dict[str, Any]:
         clients, _ = self._connect(run)
         deployment = self._deployment(run, clients, self._group(run)[0])
@@ -241,12 +241,7 @@ class ArmBackend:
         clients, target = self._connect(run)
         self._check_subscription(run, clients, target)
         group, _ = self._group(run)
-        exists = self._call(
-            run,
-            clients,
-            "checking the resource group",
-            lambda: clients.resources.resource_groups.check_existence(group),
-        )
+        exists = self._group_exists(run, clients, group)
         if not exists:
             return Drift(
                 supported=True, drifted=True, resources=[f"Microsoft.Resources/resourceGroups/{group}: missing"]
