@@ -106,9 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("server", help="the local Prefect server and sandbox")
     p.add_argument("op", choices=["start", "stop", "status"])
     p.add_argument("--json", action="store_true")
+    p.add_argument("--config", default="config", metavar="DIR", help="accepted by every command; unused here")
 
     p = commands.add_parser("blocks", help="register strataflow's Prefect blocks")
     p.add_argument("op", choices=["register"])
+    p.add_argument("--config", default="config", metavar="DIR", help="accepted by every command; unused here")
 
     from strataflow import cli_promote
 

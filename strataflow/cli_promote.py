@@ -33,6 +33,7 @@ def add_commands(commands: Any, common: Callable[..., None]) -> None:
         p.add_argument("--as", dest="actor", required=True, metavar="NAME")
         p.add_argument("--comment", default="", metavar="TEXT")
         p.add_argument("--json", action="store_true")
+        p.add_argument("--config", default="config", metavar="DIR", help="accepted for symmetry; approvals need no config")
 
     p = commands.add_parser("drift", help="check what is deployed against what was applied")
     p.add_argument("env")
@@ -143,13 +144,13 @@ def cmd_decide(args: argparse.Namespace) -> int:
     """Resume a paused promotion with a decision, after the same checks the flow makes."""
     from strataflow import cli
 
-    cli.prefect_session()
-    from strataflow import gates, state
-
     try:
         flow_run_id = str(UUID(args.flow_run_id))
     except ValueError:
         raise UsageError(f"'{args.flow_run_id}' is not a flow run id") from None
+    cli.prefect_session()
+    from strataflow import gates, state
+
     decision = "approve" if args.command == "approve" else "reject"
     promotion = state.read_flow_run(flow_run_id)
     if promotion is None or promotion["flow"] != "promote":
