@@ -33,7 +33,9 @@ def add_commands(commands: Any, common: Callable[..., None]) -> None:
         p.add_argument("--as", dest="actor", required=True, metavar="NAME")
         p.add_argument("--comment", default="", metavar="TEXT")
         p.add_argument("--json", action="store_true")
-        p.add_argument("--config", default="config", metavar="DIR", help="accepted for symmetry; approvals need no config")
+        p.add_argument(
+            "--config", default="config", metavar="DIR", help="accepted for symmetry; approvals need no config"
+        )
 
     p = commands.add_parser("drift", help="check what is deployed against what was applied")
     p.add_argument("env")

@@ -103,12 +103,13 @@ def component_changes(
 ) -> list[ComponentChange]:
     """For each component, what the target runs now against what it will run after the promotion."""
     outputs = applied_outputs(records)
+    sensitive = sensitive_keys(records)
     changes = []
     for name in names:
         record = records.get(name)
         applied = record.applied if record and record.state == "applied" else None
         try:
-            working = resolve(platform, target, cloud, name, outputs, planning=True, sensitive=sensitive_keys(records))
+            working = resolve(platform, target, cloud, name, outputs, planning=True, sensitive=sensitive)
         except StrataError as exc:
             changes.append(ComponentChange(component=name, change="update", parameters=[f"cannot resolve: {exc}"]))
             continue

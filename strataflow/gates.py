@@ -43,6 +43,7 @@ def source_verified(
 ) -> list[Gate]:
     """Each component's latest state in the source is a successful apply of exactly its working config."""
     outputs = applied_outputs(records)
+    sensitive = sensitive_keys(records)
     gates = []
     for name in names:
         record = records.get(name)
@@ -62,9 +63,7 @@ def source_verified(
             gates.append(Gate(name="source_verified", passed=False, component=name, reason=f"{where}: {why}"))
             continue
         try:
-            working = resolve(
-                platform, source, cloud, name, outputs, planning=True, sensitive=sensitive_keys(records)
-            ).digest
+            working = resolve(platform, source, cloud, name, outputs, planning=True, sensitive=sensitive).digest
         except StrataError as exc:
             gates.append(Gate(name="source_verified", passed=False, component=name, reason=f"{where}: {exc}"))
             continue

@@ -20,12 +20,11 @@ def environment_status(platform: Platform, env_name: str, cloud: str) -> dict[st
     records = state.latest_components(env_name, cloud, graph.nodes)
     components: dict[str, Any] = {}
     outputs = applied_outputs(records)
+    sensitive = state.sensitive_keys(records)
     for name in graph.order():
         record = records.get(name)
         try:
-            working = resolve(
-                platform, env, cloud, name, outputs, planning=True, sensitive=state.sensitive_keys(records)
-            ).digest
+            working = resolve(platform, env, cloud, name, outputs, planning=True, sensitive=sensitive).digest
         except StrataError:
             working = None
         applied = record.applied if record and record.state == "applied" else None
