@@ -20,6 +20,7 @@ from strataflow import backends
 from strataflow.backends.base import Action, ComponentRun, mask
 from strataflow.config import Environment, Platform, source_digest
 from strataflow.errors import BackendError, CommandTimeout, StrataError, TransientError
+from strataflow.handoff import Handoff
 from strataflow.report import MASK, ComponentReport, masked
 from strataflow.resolve import Resolved, SecretLookup, resolve
 from strataflow.state import DURATIONS_KEPT, Applied, ComponentRecord, DriftRecord, now
@@ -58,6 +59,10 @@ class Job:
     """Endpoint and credentials of the emulated cloud, when running in the sandbox."""
     state_dir: Path | None = None
     credentials: dict[str, Any] = field(default_factory=dict, repr=False)
+    handoff: Handoff | None = field(default=None, repr=False)
+    """Where the task hands its result to the scheduler before writing its record (see handoff.py)."""
+    record_after: tuple[str, ...] = ()
+    """Components of this run whose records must be written before this one's."""
 
 
 @dataclass(repr=False)

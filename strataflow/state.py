@@ -10,6 +10,7 @@ concurrency limit held with a lease, so a crashed run frees it.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import statistics
 import threading
 import time
@@ -522,29 +523,59 @@ def resume_promotion(flow_run_id: str, decision: dict[str, Any]) -> None:
         raise UsageError(f"the server refused the decision: {exc}") from None
 
 
-def create_progress(flow_run_id: str | None, description: str) -> str | None:
-    """A progress artifact of the flow run (0-100), updated with ``update_progress``."""
-    from prefect.client.schemas.actions import ArtifactCreate
+class Progress:
+    """The run's progress artifact (0-100), kept up to date by a thread of its own.
 
-    with _api("create the progress artifact"), _client() as client:
-        artifact = client.create_artifact(
-            ArtifactCreate(
-                type="progress",
-                data=0.0,
-                description=description,
-                flow_run_id=UUID(flow_run_id) if flow_run_id else None,
-            )
-        )
-    return str(artifact.id)
+    The scheduler only sets a count (``finished``): it never waits on the API for this. The
+    artifact is created once the run has lasted ``every`` seconds (short runs get none) and
+    updated every ``every`` seconds; ``close`` sets it to 100.
+    """
 
+    def __init__(self, flow_run_id: str | None, description: str, total: int, every: float = 2.0) -> None:
+        self.count = 0
+        self._total = max(1, total)
+        self._flow_run_id = flow_run_id
+        self._description = description
+        self._every = every
+        self._artifact_id: UUID | None = None
+        self._stop = threading.Event()
+        context = contextvars.copy_context()  # the flow's Prefect settings and client
+        self._thread = threading.Thread(target=context.run, args=(self._loop,), name="strata-progress", daemon=True)
+        self._thread.start()
 
-def update_progress(artifact_id: str | None, percent: float) -> None:
-    if artifact_id is None:
-        return
-    from prefect.client.schemas.actions import ArtifactUpdate
+    def finished(self, count: int) -> None:
+        self.count = count
 
-    with _api("update the progress artifact"), _client() as client:
-        client.update_artifact(UUID(artifact_id), ArtifactUpdate(data=round(percent, 1)))
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self._artifact_id is not None:
+            self._post(100.0)
+
+    def _loop(self) -> None:
+        import logging
+
+        while not self._stop.wait(self._every):
+            try:
+                self._post(100.0 * self.count / self._total)
+            except Exception as exc:  # noqa: BLE001 - progress is a courtesy: the run goes on
+                logging.getLogger("strataflow").warning("could not update the progress artifact: %s", exc)
+
+    def _post(self, percent: float) -> None:
+        from prefect.client.schemas.actions import ArtifactCreate, ArtifactUpdate
+
+        with _api("update the progress artifact"), _client() as client:
+            if self._artifact_id is None:
+                artifact = client.create_artifact(
+                    ArtifactCreate(
+                        type="progress",
+                        data=0.0,
+                        description=self._description,
+                        flow_run_id=UUID(self._flow_run_id) if self._flow_run_id else None,
+                    )
+                )
+                self._artifact_id = artifact.id
+            client.update_artifact(self._artifact_id, ArtifactUpdate(data=round(percent, 1)))
 
 
 def tag_flow_run(flow_run_id: str | None, tags: list[str]) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -184,3 +186,88 @@ class TestDestroy:
         report = run(config, action="destroy")
         assert report["components"]["x"]["status"] == "unchanged"
         assert not marker.exists()
+
+
+class TestRecords:
+    """A component's dependents start when its backend returns; the records follow in dependency order."""
+
+    @staticmethod
+    def slow_writes(
+        monkeypatch: pytest.MonkeyPatch, delay: dict[str, float], fail: frozenset[str] = frozenset()
+    ) -> list[Any]:
+        """Make writing the records of ``delay``'s components slow (``fail``'s fail); return the writes seen."""
+        from strataflow import state
+
+        original = state.write_component
+        writes: list[tuple[str, float, float]] = []
+        lock = threading.Lock()
+
+        def write(record: Any, task_run_id: str | None = None) -> None:
+            began = time.time()
+            time.sleep(delay.get(record.component, 0.0))
+            if record.component in fail:
+                raise RuntimeError("the API answered 503")
+            original(record, task_run_id=task_run_id)
+            with lock:
+                writes.append((record.component, began, time.time()))
+
+        monkeypatch.setattr(state, "write_component", write)
+        return writes
+
+    def test_dependents_do_not_wait_for_the_record(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """With a's record taking 2 s to write, b starts at once; b's record is written after a's; all exist at the end."""
+        from strataflow import state
+
+        writes = self.slow_writes(monkeypatch, {"a": 2.0})
+        dag = Dag(edges={"a": [], "b": ["a"], "c": ["b"]}, durations=dict.fromkeys("abc", 0.05))
+        config = write_config(tmp_path, dag)
+        report = run(config)
+        assert report["status"] == "succeeded"
+        times = spans(report)
+        written = {name: (began, ended) for name, began, ended in writes}
+        assert set(written) == {"a", "b", "c"}, "the flow returned before every record was written"
+        assert times["b"][0].timestamp() < written["a"][1] - 1.0, "b waited for a's record"
+        assert written["b"][1] >= written["a"][1] and written["c"][1] >= written["b"][1], "records out of order"
+        records = state.latest_components(report["env"], report["cloud"], ["a", "b", "c"])
+        assert {name: r.status for name, r in records.items()} == dict.fromkeys("abc", "succeeded")
+        run_record = state.latest_run(report["env"], report["cloud"])
+        assert run_record is not None and run_record.status == "succeeded"
+        assert run_record.finished_at is not None and run_record.finished_at.timestamp() >= written["c"][1]
+
+    def test_a_record_that_cannot_be_written_fails_its_component(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The component is reported failed saying its record is missing; what ran after it stays recorded."""
+        from strataflow import state
+
+        self.slow_writes(monkeypatch, {}, fail=frozenset({"a"}))
+        dag = Dag(edges={"a": [], "b": ["a"]}, durations=dict.fromkeys("ab", 0.05))
+        config = write_config(tmp_path, dag)
+        report = run(config)
+        assert report["status"] == "failed"
+        assert report["components"]["a"]["status"] == "failed"
+        assert "state record could not be written" in report["components"]["a"]["error"]
+        assert "--resume" in report["components"]["a"]["error"]
+        assert report["components"]["b"]["status"] == "succeeded"
+        records = state.latest_components(report["env"], report["cloud"], ["a", "b"])
+        assert "a" not in records or records["a"].status != "succeeded"
+        assert records["b"].status == "succeeded"
+
+    def test_the_ui_draws_each_dependency(self, tmp_path: Path) -> None:
+        """Each task run lists the task runs of its upstreams as inputs (the edges of the run graph)."""
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, TaskRunFilter
+
+        dag = Dag(edges={"a": [], "b": [], "c": ["a", "b"], "d": ["c"]}, durations=dict.fromkeys("abcd", 0.05))
+        report = run(write_config(tmp_path, dag))
+        assert report["status"] == "succeeded"
+        with get_client(sync_client=True) as client:
+            task_runs = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[report["flow_run_id"]])),
+                task_run_filter=TaskRunFilter(),
+            )
+        by_name = {run.name.removeprefix("apply-"): run for run in task_runs}
+        inputs = {name: {str(ref.id) for ref in by_name[name].task_inputs.get("wait_for", [])} for name in dag.edges}
+        assert inputs == {name: {str(by_name[dep].id) for dep in deps} for name, deps in dag.edges.items()}, (
+            "an edge is missing or extra"
+        )

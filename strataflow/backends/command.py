@@ -92,17 +92,31 @@ class CommandBackend:
         ]
         for reader in readers:
             reader.start()
+        # A timer kills the group at the timeout: Popen.wait(timeout) polls (up to 50 ms late
+        # noticing the end), a blocking wait returns the moment the command exits.
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            _kill_group(process, wait=False)
+
+        timer = threading.Timer(run.timeout, expire) if run.timeout else None
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
         try:
-            code = process.wait(timeout=run.timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(process)
-            raise CommandTimeout(
-                f"{run.component}: command ran longer than its timeout of {run.timeout:g}s and was stopped",
-                component=run.component,
-            ) from None
+            code = process.wait()
         except BaseException:
             _kill_group(process)
             raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if expired.is_set():
+            raise CommandTimeout(
+                f"{run.component}: command ran longer than its timeout of {run.timeout:g}s and was stopped",
+                component=run.component,
+            )
         for reader in readers:
             reader.join(timeout=5)
         if code != 0:
@@ -128,10 +142,11 @@ def _pump(stream: IO[str] | None, run: ComponentRun, marker: str, keep: Any) -> 
     stream.close()
 
 
-def _kill_group(process: subprocess.Popen[str]) -> None:
+def _kill_group(process: subprocess.Popen[str], wait: bool = True) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    if wait:
+        process.wait()
 
 
 def _parse_outputs(run: ComponentRun, stdout: list[str]) -> dict[str, Any]:
