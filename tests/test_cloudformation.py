@@ -24,10 +24,10 @@ from moto.cloudformation.parsing import get_model_map
 from pydantic import SecretStr
 
 from strataflow.backends import cloudformation as cfn
-from strataflow.backends.cloudformation import (
+from strataflow.backends.cloudformation import CloudFormationBackend
+from strataflow.backends.cloudformation_support import (
     STATUS,
     SUCCEEDED,
-    CloudFormationBackend,
     StackAction,
     Standing,
     load_template,

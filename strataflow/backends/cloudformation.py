@@ -1,9 +1,8 @@
 """AWS CloudFormation: plan, apply, destroy, outputs, exists and drift of one stack (boto3).
 
 apply validates the template (CloudFormation's own message, never retried), refuses other
-accounts, then creates or updates the stack and polls it, logging its events. ``STATUS`` says
-what every stack status means and ``result_of`` turns the status an operation ended in into
-success or ``DeploymentFailed`` with the first failing resource's reason. plan is a change
+accounts, then creates or updates the stack and polls it, logging its events; what each
+stack status and botocore error means is in cloudformation_support.py. plan is a change
 set, described then deleted; parameters still ``(known after apply)`` keep their previous
 value, or the plan lists the template's resources. "No updates" is a result (``_Op.unchanged``);
 botocore errors are mapped in ``translated``, transient ones retried with backoff in ``_Op.call``.
@@ -19,24 +18,35 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import re
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
-from enum import Enum
-from typing import Any, Literal
+from contextlib import suppress
+from typing import Any
 
 import boto3
-import yaml
 from botocore import xform_name
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, NoCredentialsError, ProfileNotFound
-from botocore.exceptions import ConnectionError as BotoConnectionError
-from botocore.parsers import ResponseParserError
 
 from strataflow.backends.base import ComponentRun, Drift, Outcome, mask
+from strataflow.backends.cloudformation_support import (
+    Json,
+    Missing,
+    NoChanges,
+    StackAction,
+    Standing,
+    Unsupported,
+    change_line,
+    load_template,
+    result_of,
+    says_no_changes,
+    stack_outputs,
+    standing,
+    substitute,
+    template_imports,
+    translated,
+)
 from strataflow.config import AwsTarget, CloudFormationImpl
 from strataflow.errors import (
     AccountMismatch,
@@ -45,7 +55,6 @@ from strataflow.errors import (
     DeploymentFailed,
     ResourceBusy,
     TemplateError,
-    TransientError,
 )
 from strataflow.refs import KNOWN_AFTER_APPLY, as_text
 
@@ -53,67 +62,6 @@ MAX_TEMPLATE_BODY = 51_200
 """Bytes CloudFormation accepts inline; larger templates go through the template bucket."""
 _CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=10, read_timeout=60)
 _STACK_TYPE = "AWS::CloudFormation::Stack"
-StackAction = Literal["create", "update", "delete"]
-Json = dict[str, Any]
-
-
-class Standing(Enum):
-    """What a stack status means for the next operation."""
-
-    BUSY = "an operation is in progress"
-    READY = "complete and can be updated"
-    REVERTED = "its last change failed and was undone; it can be updated"
-    STILLBORN = "it was never created successfully; it is deleted and created again"
-    GONE = "deleted"
-    STUCK = "it needs a human: continue the rollback or delete it, then apply again"
-
-
-STATUS: dict[str, Standing] = {
-    "CREATE_IN_PROGRESS": Standing.BUSY,
-    "CREATE_FAILED": Standing.STILLBORN,  # a create with rollback disabled
-    "CREATE_COMPLETE": Standing.READY,
-    "ROLLBACK_IN_PROGRESS": Standing.BUSY,
-    "ROLLBACK_FAILED": Standing.STILLBORN,
-    "ROLLBACK_COMPLETE": Standing.STILLBORN,
-    "DELETE_IN_PROGRESS": Standing.BUSY,
-    "DELETE_FAILED": Standing.STUCK,
-    "DELETE_COMPLETE": Standing.GONE,
-    "UPDATE_IN_PROGRESS": Standing.BUSY,
-    "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS": Standing.BUSY,
-    "UPDATE_COMPLETE": Standing.READY,
-    "UPDATE_FAILED": Standing.REVERTED,  # an update with rollback disabled: may be updated again
-    "UPDATE_ROLLBACK_IN_PROGRESS": Standing.BUSY,
-    "UPDATE_ROLLBACK_FAILED": Standing.STUCK,
-    "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS": Standing.BUSY,
-    "UPDATE_ROLLBACK_COMPLETE": Standing.REVERTED,
-    "REVIEW_IN_PROGRESS": Standing.STILLBORN,  # the empty stack a CREATE change set makes
-    "IMPORT_IN_PROGRESS": Standing.BUSY,
-    "IMPORT_COMPLETE": Standing.READY,
-    "IMPORT_ROLLBACK_IN_PROGRESS": Standing.BUSY,
-    "IMPORT_ROLLBACK_FAILED": Standing.STUCK,
-    "IMPORT_ROLLBACK_COMPLETE": Standing.REVERTED,
-}
-SUCCEEDED: dict[StackAction, str] = {
-    "create": "CREATE_COMPLETE",
-    "update": "UPDATE_COMPLETE",
-    "delete": "DELETE_COMPLETE",
-}
-
-
-def standing(status: str | None) -> Standing:
-    """What ``status`` means (``None``: no stack); a status newer than the table is judged by its suffix."""
-    if status is None:
-        return Standing.GONE
-    return STATUS.get(status) or (Standing.BUSY if status.endswith("_IN_PROGRESS") else Standing.STUCK)
-
-
-def result_of(action: StackAction, status: str, reason: str = "", **context: Any) -> None:
-    """Return if ``action`` ended well in ``status``; raise the typed error it means otherwise."""
-    if standing(status) is Standing.BUSY:
-        raise ResourceBusy(f"stack {context.get('stack', '')} is still {status}", status=status, **context)
-    if status != SUCCEEDED[action]:
-        why = f": {reason}" if reason else ""
-        raise DeploymentFailed(f"{action} of stack {context.get('stack', '')} ended {status}{why}", **context)
 
 
 # --- clients, shared by the threads of one process ------------------------------------
@@ -183,153 +131,6 @@ def clear_caches(*, validated: bool = True) -> None:
         _verified.clear()
         if validated:
             _validated.clear()
-
-
-# --- errors ---------------------------------------------------------------------------
-
-
-class _Missing(BackendError):
-    """The stack, or an import of an export, does not exist."""
-
-
-class _NoChanges(BackendError):
-    """CloudFormation has nothing to do."""
-
-
-class _Unsupported(BackendError):
-    """The endpoint does not implement the operation (an emulator)."""
-
-
-_THROTTLED = ("Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException", "SlowDown")
-_UNAVAILABLE = ("ServiceUnavailable", "InternalFailure", "InternalError", "RequestTimeout", "RequestTimeoutException")
-TRANSIENT_CODES = frozenset((*_THROTTLED, *_UNAVAILABLE, "RequestThrottled"))
-_DENIED = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthFailure", "InvalidAccessKeyId")
-_BAD_KEY = ("InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException", "SignatureDoesNotMatch")
-ACCESS_CODES = frozenset((*_DENIED, *_BAD_KEY, "UnrecognizedClientException"))
-_UNSUPPORTED_CODES = frozenset(("NotImplemented", "InvalidAction", "UnknownOperationException"))
-_CFN_CODES = ("ValidationError", "AlreadyExistsException", "LimitExceededException", "TokenAlreadyExistsException")
-_CLOUDFORMATION_CODES = frozenset((*_CFN_CODES, "InsufficientCapabilitiesException", "InvalidOperationException"))
-_DEPLOY_OPERATIONS = frozenset(("CreateStack", "UpdateStack", "ExecuteChangeSet", "DeleteStack"))
-
-
-def _says_no_changes(message: str) -> bool:
-    """CloudFormation's only way of saying 'nothing to do' (UpdateStack, CreateChangeSet)."""
-    return "No updates are to be performed" in message or "didn't contain changes" in message
-
-
-@contextmanager
-def translated(
-    operation: str, *, subject: str, secrets: frozenset[str] = frozenset(), emulator: bool = False, **context: Any
-) -> Iterator[None]:
-    """Map botocore's exceptions for ``operation`` on ``subject`` to strataflow's: the only place that does."""
-    try:
-        yield
-    except ClientError as exc:
-        raise _from_client_error(operation, subject, exc, secrets, context) from exc
-    except NotImplementedError as exc:  # moto in-process: an action it lacks
-        raise _Unsupported(f"{operation} is not implemented by this endpoint", **context) from exc
-    except ResponseParserError as exc:  # moto's server answers an HTML 500 when it fails
-        if emulator and operation in _DEPLOY_OPERATIONS:
-            raise DeploymentFailed(f"{subject}: {operation} failed inside the endpoint (HTTP 500)", **context) from exc
-        if emulator:
-            raise _Unsupported(f"{operation}: the endpoint's answer is not CloudFormation's", **context) from exc
-        raise TransientError(f"{subject}: {operation}: unreadable response from AWS", **context) from exc
-    except (BotoConnectionError, HTTPClientError) as exc:
-        raise TransientError(f"{subject}: {operation}: {mask(str(exc), secrets)}", **context) from exc
-    except (NoCredentialsError, ProfileNotFound) as exc:
-        raise BackendError(f"{subject}: no usable AWS credentials ({exc})", **context) from exc
-    except BotoCoreError as exc:
-        raise BackendError(f"{subject}: {operation}: {mask(str(exc), secrets)}", **context) from exc
-
-
-def _from_client_error(
-    operation: str, subject: str, exc: ClientError, secrets: frozenset[str], context: Json
-) -> BackendError:
-    error = exc.response.get("Error", {})
-    code = str(error.get("Code", ""))
-    message = mask(str(error.get("Message") or code), secrets)
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-    text = f"{subject}: {message}"
-    if code in _UNSUPPORTED_CODES or status == 501:
-        return _Unsupported(text, **context)
-    if code in TRANSIENT_CODES or status >= 500:
-        return TransientError(f"{subject}: {operation}: {code}: {message}", **context)
-    if code in ACCESS_CODES:
-        return BackendError(f"{subject}: AWS refused {operation} ({code}): {message}", **context)
-    if code == "ValidationError" and _says_no_changes(message):
-        return _NoChanges(text, **context)
-    if operation == "ValidateTemplate" or code == "InsufficientCapabilitiesException":
-        return TemplateError(text, **context)
-    if code == "ValidationError" and (operation == "ListImports" or "does not exist" in message):
-        return _Missing(text, **context)
-    if code == "ValidationError" and re.search(r"IN_PROGRESS state|state and can ?not be", message):
-        return ResourceBusy(text, **context)
-    if code == "ValidationError":
-        return TemplateError(text, **context)
-    if operation in _DEPLOY_OPERATIONS and code not in _CLOUDFORMATION_CODES:
-        return DeploymentFailed(f"{subject}: {code}: {message}", **context)  # a resource failed synchronously
-    return BackendError(f"{subject}: {operation} failed ({code}): {message}", **context)
-
-
-# --- templates ------------------------------------------------------------------------
-
-
-class _TemplateLoader(yaml.SafeLoader):
-    """CloudFormation YAML: any short-form ``!Tag value`` loads as ``{"Fn::Tag": value}`` (``!Ref``: ``Ref``)."""
-
-
-def _short_form(loader: _TemplateLoader, suffix: str, node: yaml.Node) -> Json:
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    if suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {"Ref" if suffix == "Ref" else f"Fn::{suffix}": value}
-
-
-_TemplateLoader.add_multi_constructor("!", _short_form)
-
-
-def load_template(text: str) -> Json:
-    """A template (YAML with short-form tags, or JSON) as a mapping; TemplateError when it is not one."""
-    try:
-        data = yaml.load(text, Loader=_TemplateLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise TemplateError(f"template is not YAML or JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise TemplateError("a template must be a mapping with Resources")
-    return data
-
-
-def _imports(value: Any) -> Iterator[Any]:
-    """Every value of an ``Fn::ImportValue`` inside a template."""
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, item in items:
-        if key == "Fn::ImportValue":
-            yield item
-        yield from _imports(item)
-
-
-def _substitute(text: str, values: Mapping[str, str]) -> str:
-    """``text`` with each ``${Name}`` of an Fn::Sub replaced from ``values`` (unknown names stay)."""
-    return re.sub(r"\$\{([^}!]+)\}", lambda m: values.get(m.group(1), m.group(0)), text)
-
-
-def _change_line(change: Mapping[str, Any]) -> str:
-    resource = change.get("ResourceChange", {})
-    action = str(resource.get("Action", "Modify"))
-    sign = {"Add": "+", "Remove": "-", "Import": "<"}.get(action, "~")
-    line = f"{sign} {action} {resource.get('LogicalResourceId')} ({resource.get('ResourceType')})"
-    replacement = resource.get("Replacement") if action == "Modify" else None
-    return f"{line} replacement: {replacement}" if replacement else line
-
-
-def _outputs(stack: Mapping[str, Any] | None) -> Json:
-    return {o["OutputKey"]: o.get("OutputValue") for o in (stack or {}).get("Outputs", [])}
 
 
 # --- one operation on one stack -------------------------------------------------------
@@ -444,7 +245,7 @@ class _Op:
         """The stack (by name or id), or None when there is none."""
         try:
             found = self.call("DescribeStacks", StackName=stack or self.name).get("Stacks", [])
-        except _Missing:
+        except Missing:
             return None
         return dict(found[0]) if found else None
 
@@ -464,7 +265,7 @@ class _Op:
         """Events newer than ``known`` (which they join), oldest first; without ``known``, the newest page."""
         fresh: list[Json] = []
         kwargs: Json = {"StackName": stack_id}
-        with suppress(_Missing):
+        with suppress(Missing):
             while True:
                 page = self.call("DescribeStackEvents", **kwargs)
                 new = [e for e in page.get("StackEvents", []) if e["EventId"] not in known]
@@ -526,7 +327,7 @@ class _Op:
     def unchanged(self, stack: Mapping[str, Any]) -> Outcome:
         """The one place that says the stack already is what was asked for."""
         self.log(f"{self.name}: no changes")
-        return Outcome(no_changes=True, outputs=_outputs(stack))
+        return Outcome(no_changes=True, outputs=stack_outputs(stack))
 
     def parameter_drift(self, stack: Mapping[str, Any]) -> list[str]:
         """Stack parameters someone changed behind strataflow's back (an update-stack by hand)."""
@@ -570,7 +371,7 @@ class _Op:
         stack, _ = self.wait(created["StackId"], "create", set())
         resources = list(self.pages("ListStackResources", "StackResourceSummaries", StackName=stack["StackId"]))
         summary = [f"+ Add {r['LogicalResourceId']} ({r['ResourceType']})" for r in resources]
-        return Outcome(changes=len(resources), outputs=_outputs(stack), summary=summary)
+        return Outcome(changes=len(resources), outputs=stack_outputs(stack), summary=summary)
 
     def update(self, stack: Mapping[str, Any], args: Json) -> Outcome:
         if self.same_as_deployed(stack, args):
@@ -578,7 +379,7 @@ class _Op:
         known = {e["EventId"] for e in self.events(stack["StackId"], set())}
         try:
             self.call("UpdateStack", ClientRequestToken=f"strata-update-{uuid.uuid4()}", **args)
-        except _NoChanges:
+        except NoChanges:
             return self.unchanged(stack)
         final, events = self.wait(stack["StackId"], "update", known)
         changed: dict[str, str] = {}
@@ -587,7 +388,7 @@ class _Op:
             if logical != self.name and status.endswith("_COMPLETE"):
                 sign = {"CREATE": "+ Add", "DELETE": "- Remove"}.get(status.split("_")[0], "~ Modify")
                 changed[logical] = f"{sign} {logical} ({event.get('ResourceType')})"
-        return Outcome(changes=len(changed) or 1, outputs=_outputs(final), summary=list(changed.values()))
+        return Outcome(changes=len(changed) or 1, outputs=stack_outputs(final), summary=list(changed.values()))
 
     def delete(self, stack: Mapping[str, Any]) -> None:
         known = {e["EventId"] for e in self.events(stack["StackId"], set())}
@@ -600,9 +401,9 @@ class _Op:
         found: set[str] = set()
         try:
             for export in sorted(exports):
-                with suppress(_Missing):  # AWS: "Export ... is not imported by any stack"
+                with suppress(Missing):  # AWS: "Export ... is not imported by any stack"
                     found.update(self.pages("ListImports", "Imports", ExportName=export))
-        except _Unsupported:
+        except Unsupported:
             return self.importers_by_template(exports, str(stack["StackId"]))
         return sorted(found)
 
@@ -615,9 +416,9 @@ class _Op:
             body = self.call("GetTemplate", StackName=other["StackId"]).get("TemplateBody")
             values = {p["ParameterKey"]: str(p.get("ParameterValue")) for p in other.get("Parameters", [])}
             values |= {"AWS::StackName": other["StackName"], "AWS::Region": self.target.region}
-            for name in _imports(body if isinstance(body, dict) else load_template(str(body))):
+            for name in template_imports(body if isinstance(body, dict) else load_template(str(body))):
                 sub = name.get("Fn::Sub") if isinstance(name, dict) else None
-                text = _substitute(sub, values) if sub else name
+                text = substitute(sub, values) if sub else name
                 if isinstance(text, str) and text in exports:
                     found.append(str(other["StackName"]))
                     break
@@ -640,7 +441,7 @@ class _Op:
         name = f"strata-plan-{uuid.uuid4().hex[:16]}"
         try:
             created = self.call("CreateChangeSet", ChangeSetName=name, ChangeSetType=kind, **args)
-        except _NoChanges:
+        except NoChanges:
             return self.unchanged(stack or {})
         try:
             deadline = time.monotonic() + self.timeout
@@ -651,7 +452,7 @@ class _Op:
                 time.sleep(self.poll)
                 found = self.call("DescribeChangeSet", ChangeSetName=created["Id"])
             reason = str(found.get("StatusReason") or "")
-            if found["Status"] == "FAILED" and _says_no_changes(reason):
+            if found["Status"] == "FAILED" and says_no_changes(reason):
                 return self.unchanged(stack or {})
             if found["Status"] == "FAILED":
                 raise TemplateError(f"{self.name}: the change set failed: {reason}", **self.context)
@@ -659,7 +460,7 @@ class _Op:
             while found.get("NextToken"):
                 found = self.call("DescribeChangeSet", ChangeSetName=created["Id"], NextToken=found["NextToken"])
                 changes.extend(found.get("Changes", []))
-            lines = [_change_line(c) for c in changes if c.get("Type", "Resource") == "Resource"]
+            lines = [change_line(c) for c in changes if c.get("Type", "Resource") == "Resource"]
             stack_only = f"~ Modify {self.name} ({_STACK_TYPE}): no resource changes (parameters, outputs or tags)"
             return Outcome(changes=len(lines), summary=lines or [stack_only])
         finally:
@@ -748,7 +549,7 @@ class CloudFormationBackend:
         return Outcome(changes=len(resources), summary=summary)
 
     def outputs(self, run: ComponentRun) -> dict[str, Any]:
-        return _outputs(_Op(self, run).describe())
+        return stack_outputs(_Op(self, run).describe())
 
     def exists(self, run: ComponentRun) -> bool:
         stack = _Op(self, run).describe()
@@ -762,7 +563,7 @@ class CloudFormationBackend:
         changed = op.parameter_drift(stack)
         try:
             detection = op.call("DetectStackDrift", StackName=stack["StackId"])["StackDriftDetectionId"]
-        except _Unsupported:  # an emulator: the stack's own parameters are all that can be compared
+        except Unsupported:  # an emulator: the stack's own parameters are all that can be compared
             return Drift(supported=True, drifted=bool(changed), resources=changed)
         deadline = time.monotonic() + op.timeout
         status = op.call("DescribeStackDriftDetectionStatus", StackDriftDetectionId=detection)
@@ -778,4 +579,4 @@ class CloudFormationBackend:
         return Drift(supported=True, drifted=drifted, resources=changed + resources)
 
 
-__all__ = ["STATUS", "CloudFormationBackend", "Standing", "clear_caches", "client", "load_template", "result_of"]
+__all__ = ["CloudFormationBackend", "clear_caches", "client"]
