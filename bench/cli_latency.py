@@ -108,6 +108,7 @@ def _record_history(env: str, names: list[str], runs: int, threads: int = 4) -> 
 
 def cli(h: Harness, results: Results, sizes: tuple[int, ...], history_runs: int, history_components: int) -> None:
     rows: list[dict[str, Any]] = []
+    h.settle()  # the section before may have left the server ingesting events: not this section's cost
     startup = _python_startup()
     for n in sizes:
         dag = synth.noop(n, seed=3)
