@@ -372,7 +372,12 @@ def environment_lock(
                 time.sleep(min(2.0, max(0.1, deadline - time.monotonic())))
     lease_id = UUID(response.json()["lease_id"])
     stop = threading.Event()
-    renewer = threading.Thread(target=_renew, args=(lease_id, stop), name=f"strata-lock-{name}", daemon=True)
+    renewer = threading.Thread(
+        target=contextvars.copy_context().run,  # the caller's Prefect settings: the API that holds the lease
+        args=(_renew, lease_id, stop),
+        name=f"strata-lock-{name}",
+        daemon=True,
+    )
     renewer.start()
     try:
         yield

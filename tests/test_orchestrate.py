@@ -271,3 +271,35 @@ class TestRecords:
         assert inputs == {name: {str(by_name[dep].id) for dep in deps} for name, deps in dag.edges.items()}, (
             "an edge is missing or extra"
         )
+
+
+class TestLogs:
+    """A command's output reaches the flow run's logs on the run's Prefect API."""
+
+    def test_command_output_is_in_the_run_logs(self, tmp_path: Path) -> None:
+        """Each stdout and stderr line of a command is a log of its task run, read back from the API."""
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+        dag = Dag(edges={"talk": []}, durations={"talk": 0.01})
+        config = write_config(tmp_path, dag)
+        text = (
+            (config / "components.yaml")
+            .read_text()
+            .replace("sleep 0.01", "echo said-on-stdout; echo said-on-stderr >&2")
+        )
+        (config / "components.yaml").write_text(text)
+        report = run(config)
+        assert report["status"] == "succeeded"
+        deadline = time.monotonic() + 30
+        messages: list[str] = []
+        while time.monotonic() < deadline:  # logs are sent in batches
+            with get_client(sync_client=True) as client:
+                logs = client.read_logs(
+                    log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[report["flow_run_id"]]))
+                )
+            messages = [log.message for log in logs]
+            if "[talk] said-on-stdout" in messages and "[talk] ! said-on-stderr" in messages:
+                break
+            time.sleep(0.5)
+        assert "[talk] said-on-stdout" in messages and "[talk] ! said-on-stderr" in messages, messages

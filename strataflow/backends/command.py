@@ -10,6 +10,7 @@ the whole group), with ``STRATA_ENV``, ``STRATA_CLOUD``, ``STRATA_COMPONENT`` an
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import os
 import signal
@@ -86,9 +87,12 @@ class CommandBackend:
             raise BackendError(f"cannot start /bin/sh: {exc.strerror}", component=run.component) from exc
         stdout: list[str] = []
         stderr: deque[str] = deque(maxlen=_TAIL)
+        # the readers log in the caller's context (its Prefect settings and run), not a bare thread's
         readers = [
-            threading.Thread(target=_pump, args=(process.stdout, run, "", stdout.append), daemon=True),
-            threading.Thread(target=_pump, args=(process.stderr, run, "! ", stderr.append), daemon=True),
+            threading.Thread(
+                target=contextvars.copy_context().run, args=(_pump, stream, run, marker, keep), daemon=True
+            )
+            for stream, marker, keep in ((process.stdout, "", stdout.append), (process.stderr, "! ", stderr.append))
         ]
         for reader in readers:
             reader.start()
