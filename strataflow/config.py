@@ -549,11 +549,17 @@ def source_digest(root: Path, impl: Any) -> str:
     return sha.hexdigest()
 
 
-def config_digest(root: Path, impl: Any, parameters: dict[str, Any], version: str | None) -> str:
-    """The digest that says 'this exact thing was applied': sources + resolved parameters + version."""
+def config_digest(
+    root: Path, impl: Any, parameters: dict[str, Any], version: str | None, *, source: str | None = None
+) -> str:
+    """The digest that says 'this exact thing was applied': sources + resolved parameters + version.
+
+    ``source``: the implementation's ``source_digest`` when the caller has it (it reads the files).
+    """
     body = impl.model_dump(exclude={"parameters", "timeout"}, mode="json")
+    source = source if source is not None else source_digest(root, impl)
     payload = json.dumps(
-        {"impl": body, "parameters": parameters, "version": version, "source": source_digest(root, impl)},
+        {"impl": body, "parameters": parameters, "version": version, "source": source},
         sort_keys=True,
         default=str,
     )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from strataflow import refs
-from strataflow.config import CommandImpl, Environment, Impl, Platform, config_digest
+from strataflow.config import CommandImpl, Environment, Impl, Platform, config_digest, source_digest
 from strataflow.errors import NeverApplied, StrataError
 
 SecretLookup = Callable[[str], str]
@@ -33,6 +33,8 @@ class Resolved:
     shown_parameters: dict[str, Any]
     """The parameters with secrets left as their reference text: safe to record and diff."""
     digest: str
+    source_digest: str
+    """The digest of the template/module files alone (part of ``digest``)."""
     secrets: frozenset[str]
     timeout: float | None
 
@@ -112,12 +114,14 @@ def resolve(
         return lookup(ref, reveal=True)
 
     shown_parameters = refs.render(parameters, shown)
-    digest = config_digest(platform.root, _render_impl(impl, shown), shown_parameters, component.version)
+    source = source_digest(platform.root, impl)
+    digest = config_digest(platform.root, _render_impl(impl, shown), shown_parameters, component.version, source=source)
     return Resolved(
         impl=_render_impl(impl, real),
         parameters=refs.render(parameters, real),
         shown_parameters=shown_parameters,
         digest=digest,
+        source_digest=source,
         secrets=frozenset(used),
         timeout=env.override(name).timeout or impl.timeout,
     )

@@ -18,7 +18,7 @@ from typing import Any
 
 from strataflow import backends
 from strataflow.backends.base import Action, ComponentRun, mask
-from strataflow.config import Environment, Platform, source_digest
+from strataflow.config import Environment, Platform
 from strataflow.errors import BackendError, CommandTimeout, StrataError, TransientError
 from strataflow.handoff import Handoff
 from strataflow.report import MASK, ComponentReport, masked
@@ -304,7 +304,7 @@ def _record(
         applied = Applied(
             digest=resolved.digest,
             parameters=resolved.shown_parameters,
-            source_digest=source_digest(job.platform.root, job.platform.components[job.name].impl(job.cloud)),
+            source_digest=resolved.source_digest,
             version=job.platform.components[job.name].version,
             outputs=masked(outputs, sensitive),
             sensitive=sorted(sensitive),
