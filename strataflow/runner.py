@@ -8,7 +8,6 @@ failure never loses what is deployed.
 
 from __future__ import annotations
 
-import contextvars
 import threading
 import time
 from collections.abc import Callable
@@ -16,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from strataflow import backends
+from strataflow import backends, threads
 from strataflow.backends.base import Action, ComponentRun, mask
 from strataflow.config import Environment, Platform
 from strataflow.errors import BackendError, CommandTimeout, StrataError, TransientError
@@ -226,8 +225,7 @@ def _bounded(call: Callable[[], Any], timeout: float | None, component: str) -> 
         finally:
             finished.set()
 
-    context = contextvars.copy_context()
-    threading.Thread(target=context.run, args=(target,), name=f"strata-{component}", daemon=True).start()
+    threads.start(target, name=f"strata-{component}")
     if not finished.wait(limit):
         raise CommandTimeout(
             f"{component}: its backend call did not return within its timeout of {timeout:g}s "

@@ -10,7 +10,6 @@ concurrency limit held with a lease, so a crashed run frees it.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import statistics
 import threading
 import time
@@ -21,6 +20,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from strataflow import threads
 from strataflow.errors import LockedError, StateError
 
 OK_STATUSES = frozenset({"succeeded", "unchanged"})
@@ -372,13 +372,7 @@ def environment_lock(
                 time.sleep(min(2.0, max(0.1, deadline - time.monotonic())))
     lease_id = UUID(response.json()["lease_id"])
     stop = threading.Event()
-    renewer = threading.Thread(
-        target=contextvars.copy_context().run,  # the caller's Prefect settings: the API that holds the lease
-        args=(_renew, lease_id, stop),
-        name=f"strata-lock-{name}",
-        daemon=True,
-    )
-    renewer.start()
+    threads.start(_renew, lease_id, stop, name=f"strata-lock-{name}")  # on the API that holds the lease
     try:
         yield
     finally:
@@ -544,9 +538,7 @@ class Progress:
         self._every = every
         self._artifact_id: UUID | None = None
         self._stop = threading.Event()
-        context = contextvars.copy_context()  # the flow's Prefect settings and client
-        self._thread = threading.Thread(target=context.run, args=(self._loop,), name="strata-progress", daemon=True)
-        self._thread.start()
+        self._thread = threads.start(self._loop, name="strata-progress")  # on the flow's API
 
     def finished(self, count: int) -> None:
         self.count = count

@@ -10,7 +10,6 @@ the whole group), with ``STRATA_ENV``, ``STRATA_CLOUD``, ``STRATA_COMPONENT`` an
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import json
 import os
 import signal
@@ -19,6 +18,7 @@ import threading
 from collections import deque
 from typing import IO, Any
 
+from strataflow import threads
 from strataflow.backends.base import ComponentRun, Drift, Outcome, mask
 from strataflow.config import CommandImpl
 from strataflow.errors import BackendError, CommandTimeout, DeploymentFailed, TemplateError
@@ -87,15 +87,11 @@ class CommandBackend:
             raise BackendError(f"cannot start /bin/sh: {exc.strerror}", component=run.component) from exc
         stdout: list[str] = []
         stderr: deque[str] = deque(maxlen=_TAIL)
-        # the readers log in the caller's context (its Prefect settings and run), not a bare thread's
+        # the readers log in the task's context (its Prefect settings and run)
         readers = [
-            threading.Thread(
-                target=contextvars.copy_context().run, args=(_pump, stream, run, marker, keep), daemon=True
-            )
-            for stream, marker, keep in ((process.stdout, "", stdout.append), (process.stderr, "! ", stderr.append))
+            threads.start(_pump, process.stdout, run, "", stdout.append),
+            threads.start(_pump, process.stderr, run, "! ", stderr.append),
         ]
-        for reader in readers:
-            reader.start()
         # A timer kills the group at the timeout: Popen.wait(timeout) polls (up to 50 ms late
         # noticing the end), a blocking wait returns the moment the command exits.
         expired = threading.Event()
