@@ -11,6 +11,7 @@ duration from run history) starts first.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import statistics
 from typing import Any, Literal
 
@@ -123,7 +124,11 @@ def orchestrate(
         planned=work.order(),
         detail={"resume": resume, "force": force, "sandbox": sandbox},
     )
-    lock = state.environment_lock(env, cloud, flow_run_id, actor, wait_lock) if action != "plan" else _no_lock()
+    lock = (
+        state.environment_lock(env, cloud, flow_run_id, actor, wait_lock)
+        if action != "plan"
+        else contextlib.nullcontext()
+    )
     with lock:
         if action != "plan":
             state.write_run(run_record)
@@ -171,10 +176,11 @@ def _check_outside_outputs(
     platform: Platform, env: Environment, cloud: str, work: graphs.Graph, records: dict[str, ComponentRecord]
 ) -> None:
     """Refuse, before anything runs, a selection needing outputs of an upstream never applied here."""
+    in_run = set(work.upstream)
     for name in work.order():
         impl = platform.components[name].impl(cloud)
         used = refs.outputs_used(impl.model_dump() if impl else {}) | refs.outputs_used(env.override(name).parameters)
-        for upstream in sorted(used - set(work.upstream)):
+        for upstream in sorted(used - in_run):
             record = records.get(upstream)
             if record is None or record.applied is None or record.state != "applied":
                 raise NeverApplied(
@@ -183,14 +189,6 @@ def _check_outside_outputs(
                     env=env.name,
                     component=name,
                 )
-
-
-class _no_lock:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _schedule(
@@ -306,12 +304,12 @@ def _submit(
 
 
 class _Edge:
-    """Stands for a finished upstream in ``wait_for``: the UI draws the edge, the task does not wait."""
+    """Stands for a finished upstream in ``wait_for``: the UI draws the edge, the task does not wait.
 
-    __slots__ = ("__weakref__", "task_run_id")
+    Only its identity matters: Prefect finds the upstream task run through the link.
+    """
 
-    def __init__(self, task_run_id: Any) -> None:
-        self.task_run_id = task_run_id
+    __slots__ = ("__weakref__",)
 
 
 def _edge(upstream: PrefectFuture[Any]) -> _Edge:
@@ -322,7 +320,7 @@ def _edge(upstream: PrefectFuture[Any]) -> _Edge:
     a future would wait for the record, and a state is resolved through the event loop
     thread (~12 ms per component under load, measured with py-spy).
     """
-    edge = _Edge(upstream.task_run_id)
+    edge = _Edge()
     link_state_to_task_run_result(Completed(state_details=StateDetails(task_run_id=upstream.task_run_id)), edge)
     return edge
 

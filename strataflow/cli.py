@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -256,7 +257,7 @@ def emit_report(args: argparse.Namespace, data: dict[str, Any], plans: dict[str,
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    platform, cloud, graph, selected = resolve_target(args)
+    _, cloud, graph, selected = resolve_target(args)
     if args.max_parallel < 1:
         raise UsageError("--max-parallel must be at least 1")
     prefect_session(args.verbose)
@@ -282,7 +283,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     data, code = flow_outcome(state)
     assert data is not None
     emit_report(args, data, view.summaries if args.command == "plan" else None)
-    del platform
     return code
 
 
@@ -328,9 +328,7 @@ def cmd_history(args: argparse.Namespace) -> int:
                 f"{(r['started_at'] or '')[:19]}  {r['actor'] or '-':<12} {'approval':<11} {r['action']:<8} {r['status']:<10} {why}  promotion {r['detail'].get('promotion')}"
             )
             continue
-        counts: dict[str, int] = {}
-        for status in r["components"].values():
-            counts[status] = counts.get(status, 0) + 1
+        counts = Counter(r["components"].values())
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
         extra = ""
         if r["kind"] == "promote":

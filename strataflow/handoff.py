@@ -26,14 +26,15 @@ import threading
 from collections.abc import Iterable
 from typing import Any, Literal
 
-Event = tuple[Literal["result", "ended"], str, Any]
+Message = tuple[Literal["result", "ended"], str, Any]
+"""(kind, component, payload): a handed-over result, or the end of a task."""
 
 
 class Handoff:
     """The channel between component tasks (threads of the flow's process) and the scheduler."""
 
     def __init__(self) -> None:
-        self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self._messages: queue.SimpleQueue[Message] = queue.SimpleQueue()
         self._recorded: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
 
@@ -47,12 +48,12 @@ class Handoff:
 
     def result(self, name: str, result: Any) -> None:
         """The backend of ``name`` returned ``result``: its dependents may start."""
-        self._events.put(("result", name, result))
+        self._messages.put(("result", name, result))
 
     def ended(self, name: str) -> None:
         """The task of ``name`` is over (record written, failed or crashed)."""
         self.recorded(name)
-        self._events.put(("ended", name, None))
+        self._messages.put(("ended", name, None))
 
     def recorded(self, name: str) -> None:
         """The record of ``name`` is written, or will never be."""
@@ -66,10 +67,10 @@ class Handoff:
             if event is not None:
                 event.wait()
 
-    def next(self, timeout: float) -> Event | None:
-        """The next event, or None after ``timeout`` seconds without one."""
+    def next(self, timeout: float) -> Message | None:
+        """The next message, or None after ``timeout`` seconds without one."""
         try:
-            return self._events.get(timeout=timeout)
+            return self._messages.get(timeout=timeout)
         except queue.Empty:
             return None
 
