@@ -32,6 +32,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check strataflow flows tasks blocks tests bench
 	$(BIN)/mypy strataflow flows tasks blocks
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_layers.py
 
 stop: $(STAMP)
 	$(BIN)/strata server stop

@@ -50,7 +50,7 @@ def _python_startup() -> float:
 def _record_history(env: str, names: list[str], runs: int, threads: int = 4) -> float:
     """Write ``runs`` finished runs (a run record and one component record each) through strataflow.state."""
     from strataflow import state
-    from strataflow.state import Applied, ComponentRecord, RunRecord, now
+    from strataflow.records import Applied, ComponentRecord, RunRecord, now
 
     base = now() - timedelta(days=runs)
 

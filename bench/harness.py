@@ -1,7 +1,7 @@
 """One local Prefect server for the whole bench, in a fresh ``STRATA_HOME``; CPU and settle helpers.
 
 Order matters: ``PREFECT_API_URL`` must be in the environment before Prefect is imported,
-or Prefect falls back to an ephemeral server (DESIGN §5). So nothing in bench/ imports
+or Prefect falls back to an ephemeral server (which loses state at exit). So nothing in bench/ imports
 Prefect, ``flows`` or ``tasks`` at module level; they are imported after ``Harness.start``.
 """
 

@@ -62,7 +62,7 @@ def _time(value: Any) -> datetime | None:
 
 
 def spans(report: Mapping[str, Any]) -> dict[str, tuple[datetime, datetime]]:
-    """Each component's own start and end, measured where it ran (DESIGN §3)."""
+    """Each component's own start and end, measured where it ran (the run report's times)."""
     return {
         name: (datetime.fromisoformat(c["started_at"]), datetime.fromisoformat(c["finished_at"]))
         for name, c in report["components"].items()

@@ -20,10 +20,10 @@ from prefect.utilities.annotations import quote
 from flows.orchestrate import expected_durations
 from strataflow import graph as graphs
 from strataflow import server, state
-from strataflow.config import load_platform
+from strataflow.load import load_platform
+from strataflow.records import now
 from strataflow.report import ComponentReport, RunReport
 from strataflow.runner import Job, Result
-from strataflow.state import now
 from tasks.deploy import deploy_component
 
 

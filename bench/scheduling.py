@@ -9,9 +9,7 @@ from bench import synth
 from bench.harness import Harness, children_cpu, self_cpu
 from bench.measure import Run, dispatch_latency, median, order_violations, run_flow
 from bench.results import Results
-
-MAX_PARALLEL = 64
-"""flows.orchestrate.MAX_PARALLEL: "no cap" is this many in flight (wider than every bench graph's ready set)."""
+from strataflow.graph import MAX_PARALLEL  # "no cap": the most a run keeps in flight
 
 
 def _check(run: Run, edges: dict[str, list[str]], cap: int | None, where: str) -> list[str]:
@@ -40,7 +38,7 @@ def quality(
             for cap in (None, *caps):
                 where = f"{n} components, seed {seed}, cap {cap or 'none'}"
                 results.progress(f"scheduling: {where}")
-                run = run_flow(h, config, env, max_parallel=cap or n, force=True)
+                run = run_flow(h, config, env, max_parallel=cap or min(n, MAX_PARALLEL), force=True)
                 results.problems.extend(_check(run, dag.edges, cap, where))
                 bound = synth.bound(dag, cap)
                 phases = synth.phase_barrier(dag, cap)
@@ -125,7 +123,7 @@ def real_phase_barrier(h: Harness, results: Results, n: int, seed: int, scale: f
     run = Run(report, time.perf_counter() - clock, self_cpu() - cpu0, h.server_cpu() - srv0, children_cpu() - kids0)
     results.problems.extend(_check(run, dag.edges, None, f"phase barrier {n}/{seed}"))
     h.settle()
-    ours = run_flow(h, config, env, max_parallel=n, force=True)
+    ours = run_flow(h, config, env, max_parallel=min(n, MAX_PARALLEL), force=True)
     computed = synth.phase_barrier(dag, None)
     entry = {
         "components": n,

@@ -2,53 +2,28 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
+from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run as current_flow_run
 from prefect.utilities.annotations import quote
 
-from blocks.credentials import load_credentials
-from strataflow import backends, server, state
 from strataflow import graph as graphs
+from strataflow import server, state
 from strataflow.actor import resolve_actor
-from strataflow.config import load_platform
-from strataflow.errors import StrataError
-from strataflow.runner import Job, build_run, drift_record
-from strataflow.state import RunRecord, applied_outputs, now
+from strataflow.load import load_platform
+from strataflow.records import RunRecord, applied_outputs, now
+from strataflow.runner import Job
+from tasks.drift import check_component
 
 
 def _run_name() -> str:
     params = current_flow_run.parameters
     return f"drift {params.get('env')} ({params.get('cloud') or 'default cloud'})"
-
-
-@task(cache_policy=NO_CACHE, persist_result=False)
-def check_component(job: Job) -> dict[str, Any]:
-    """One component's drift, recorded on its state record."""
-    logger = get_run_logger()
-    previous = job.previous
-    if previous is None or previous.state != "applied":
-        return {"status": "not applied"}
-    if job.sandbox is None:
-        job.credentials = load_credentials(job.cloud, getattr(job.env.target(job.cloud), "credentials", None))
-    try:
-        run, resolved = build_run(job, secret=None, log=logger.info)
-        if previous.applied is not None and previous.applied.digest != resolved.digest:
-            # the config changed since it was applied: comparing would report the change, not drift
-            return {"status": "pending change", "resources": ["apply the working config first"]}
-        found = backends.get(run.impl.backend).drift(run)
-    except StrataError as exc:
-        logger.error("%s: drift check failed: %s", job.name, exc)
-        return {"status": "error", "error": str(exc)}
-    record = previous.model_copy(update={"drift": drift_record(found)})
-    state.write_component(record)
-    if not found.supported:
-        return {"status": "unknown", "resources": []}
-    return {"status": "drifted" if found.drifted else "in sync", "resources": found.resources}
 
 
 @flow(name="drift", flow_run_name=_run_name, persist_result=False)
@@ -62,6 +37,7 @@ def drift(
     max_parallel: int = 8,
 ) -> dict[str, Any]:
     """Check every applied component of ``env`` for drift; publish the drifted ones as an artifact."""
+    graphs.check_parallelism(max_parallel)
     platform = load_platform(config_dir)
     environment = platform.environment(env)
     cloud = platform.cloud_for(environment, cloud)
@@ -73,7 +49,7 @@ def drift(
     records = state.latest_components(env, cloud, graph.nodes)
     outputs = applied_outputs(records)
     sandbox_info = server.sandbox(cloud) if sandbox else None
-    futures = {}
+    futures: dict[str, PrefectFuture[dict[str, Any]]] = {}
     for name in names:
         job = Job(
             platform=platform,
@@ -87,6 +63,7 @@ def drift(
             sandbox=sandbox_info,
             state_dir=server.home(),
         )
+        _wait_for_a_slot(futures, max_parallel)
         futures[name] = check_component.with_options(task_run_name=f"drift-{name}").submit(quote(job))  # type: ignore[call-overload]  # quote() wraps the job
     results = {name: future.result() for name, future in futures.items()}
     drifted = [n for n, r in results.items() if r["status"] == "drifted"]
@@ -116,3 +93,12 @@ def drift(
         )
     )
     return {"env": env, "cloud": cloud, "drifted": drifted, "components": results}
+
+
+def _wait_for_a_slot(futures: dict[str, PrefectFuture[dict[str, Any]]], max_parallel: int) -> None:
+    """Block until fewer than ``max_parallel`` of the checks submitted so far are still running."""
+    while True:
+        pending = [f.wrapped_future for f in futures.values() if not f.wrapped_future.done()]  # type: ignore[attr-defined]
+        if len(pending) < max_parallel:
+            return
+        concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)

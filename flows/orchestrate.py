@@ -1,6 +1,6 @@
 """The orchestrator flow: deploy one environment's components in dependency order.
 
-The flow is the scheduler (DESIGN §4). It keeps the ready set in a ``Scheduler``, submits
+The flow is the scheduler. It keeps the ready set in a ``Scheduler``, submits
 at most ``max_parallel`` component tasks, waits for the first to finish
 (``concurrent.futures.wait(..., FIRST_COMPLETED)``) and releases that component's
 dependents at once: no phase barriers, and no worker thread held by a waiting task.
@@ -26,18 +26,19 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 from prefect.utilities.engine import link_state_to_task_run_result
 
+from strataflow import events, refs, server, state
 from strataflow import graph as graphs
-from strataflow import progress, refs, server, state
 from strataflow.actor import resolve_actor
-from strataflow.config import Environment, Platform, load_platform
+from strataflow.config import Environment, Platform
 from strataflow.errors import NeverApplied
+from strataflow.graph import MAX_PARALLEL
 from strataflow.handoff import Handoff
+from strataflow.load import load_platform
+from strataflow.records import ComponentRecord, RunRecord, now
 from strataflow.report import ComponentReport, RunReport, markdown
 from strataflow.runner import Job, Result
-from strataflow.state import ComponentRecord, RunRecord, now
 from tasks.deploy import deploy_component
 
-MAX_PARALLEL = 64
 PROGRESS_EVERY = 2.0
 """Seconds between updates of the run's progress artifact."""
 DEFAULT_DURATION = 60.0
@@ -87,6 +88,7 @@ def orchestrate(
 ) -> State:
     """Plan, apply or destroy environment ``env`` (a subset with ``select``) as one flow run."""
     logger = get_run_logger()
+    graphs.check_parallelism(max_parallel)
     actor = resolve_actor(actor)
     platform = load_platform(config_dir)
     environment = platform.environment(env)
@@ -132,7 +134,7 @@ def orchestrate(
     with lock:
         if action != "plan":
             state.write_run(run_record)
-        scheduler = graphs.Scheduler(work, min(max(1, max_parallel), MAX_PARALLEL), work.priorities(durations, default))
+        scheduler = graphs.Scheduler(work, max_parallel, work.priorities(durations, default))
         results = _schedule(
             scheduler,
             work,
@@ -212,7 +214,7 @@ def _schedule(
     running: set[str] = set()  # submitted, no result yet: these hold the parallelism slots
     submitted: dict[str, PrefectFuture[Any]] = {}
     order = work.order()
-    reporter = state.Progress(
+    reporter = state.ProgressArtifact(
         job_args["flow_run_id"], f"{action} {job_args['env'].name}: components finished", len(order), PROGRESS_EVERY
     )
     try:
@@ -220,7 +222,7 @@ def _schedule(
             for name in scheduler.start():
                 submitted[name] = _submit(name, work, full, records, results, submitted, handoff, job_args)
                 running.add(name)
-                progress.emit(name, "running")
+                events.emit(name, "running")
             if not running:
                 break
             reporter.finished(len(report.components))
@@ -234,11 +236,11 @@ def _schedule(
             result = payload if kind == "result" else _result_of(submitted[name], name)
             results[name] = result
             report.components[name] = result.report
-            progress.emit(name, result.report.status, report=result.report, summary=result.summary)
+            events.emit(name, result.report.status, report=result.report, summary=result.summary)
             for skipped in scheduler.finish(name, result.report.status != "failed"):
                 because = scheduler.skipped[skipped]
                 report.components[skipped] = ComponentReport(status="skipped", skipped_because=because)
-                progress.emit(skipped, "skipped", report=report.components[skipped])
+                events.emit(skipped, "skipped", report=report.components[skipped])
         _wait_for_records(submitted, report)
     except BaseException:
         for name in running:
@@ -261,7 +263,7 @@ def _wait_for_records(submitted: dict[str, PrefectFuture[Any]], report: RunRepor
         final = _result_of(future, name).report
         if final.status == "failed" and report.components[name].status != "failed":
             report.components[name] = final
-            progress.emit(name, "failed", report=final)
+            events.emit(name, "failed", report=final)
 
 
 def _submit(

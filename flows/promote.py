@@ -1,4 +1,4 @@
-"""The promotion flow (DESIGN §6): gates, diff, approval, deployment, report, issue on failure.
+"""The promotion flow: gates, diff, approval, deployment, report, issue on failure.
 
 Promotes what runs in ``source`` to ``target`` (``target.promote_from == source``): the
 target gets exactly the templates, versions and shared parameters the source verified,
@@ -22,13 +22,13 @@ from pydantic import Field
 
 from blocks.issues import GitHubIssueTracker
 from flows.orchestrate import orchestrate
-from strataflow import gates, progress, state
+from strataflow import events, gates, state
 from strataflow import graph as graphs
 from strataflow.actor import resolve_actor
-from strataflow.config import load_platform
 from strataflow.diff import PromotionDiff, component_changes, environment_diff
 from strataflow.errors import ApprovalRejected, ApprovalTimeout, GateRefused, UsageError
-from strataflow.state import RunRecord, now
+from strataflow.load import load_platform
+from strataflow.records import RunRecord, now
 
 APPROVAL_POLL_SECONDS = 2
 
@@ -68,7 +68,7 @@ def promote(
     context = FlowRunContext.get()
     flow_run_id = str(context.flow_run.id) if context and context.flow_run else None
     state.tag_flow_run(flow_run_id, ["strata", "promotion", f"env:{target}", f"cloud:{cloud}"])
-    progress.emit("promotion", "started", flow_run_id=flow_run_id)
+    events.emit("promotion", "started", flow_run_id=flow_run_id)
     if auto_approve and tgt.approval.required:
         raise UsageError(f"{target} requires approval: --auto-approve is only for environments that do not")
     graph, selected = graphs.select_components(platform, target, cloud, select)
@@ -107,7 +107,7 @@ def promote(
     record.detail.update(
         gates=[g.model_dump() for g in checks], diff=diff.model_dump(), override_freeze=override_freeze
     )
-    progress.emit("promotion", "gates", gates=checks, diff=diff)
+    events.emit("promotion", "gates", gates=checks, diff=diff)
     refused = [g for g in checks if not g.passed]
     if refused:
         _finish(record, "refused", diff, checks, None, None)
@@ -183,7 +183,7 @@ def _approve(
             )
         command = f"strata approve {flow_run_id} --as NAME"
         logger.info("waiting for approval by one of %s: %s", ", ".join(approvers), command)
-        progress.emit("promotion", "awaiting approval", flow_run_id=flow_run_id, approvers=approvers, command=command)
+        events.emit("promotion", "awaiting approval", flow_run_id=flow_run_id, approvers=approvers, command=command)
         try:
             decision = pause_flow_run(wait_for_input=Approval, timeout=remaining, poll_interval=APPROVAL_POLL_SECONDS)
         except FlowPauseTimeout:

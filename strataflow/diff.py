@@ -1,4 +1,4 @@
-"""What a promotion will change (DESIGN §6): per-component changes and environment-file differences.
+"""What a promotion will change: per-component changes and environment-file differences.
 
 Pure: records and configs in, a ``PromotionDiff`` out (deepdiff does the comparing).
 """
@@ -11,12 +11,13 @@ from typing import Any
 from deepdiff import DeepDiff
 from pydantic import BaseModel, Field
 
+from strataflow.backends import registry
 from strataflow.config import Environment, Platform
 from strataflow.errors import StrataError
+from strataflow.records import ComponentRecord, applied_outputs, sensitive_keys
 from strataflow.resolve import resolve
-from strataflow.state import ComponentRecord, applied_outputs, sensitive_keys
 
-_PER_ENVIRONMENT = ("clouds", "default_cloud", "promote_from", "approval", "freeze", "terraform")
+_PER_ENVIRONMENT = ("clouds", "default_cloud", "promote_from", "approval", "freeze", "issue_tracker", *registry.settings_keys())
 """Environment settings every environment sets for itself: differences there are expected."""
 
 

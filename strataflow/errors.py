@@ -5,21 +5,26 @@ context (``env=``, ``component=``, ...) and knows the command-line exit code it 
 
     StrataError                       exit 1
     ├── ConfigError                   exit 2  one or more Problems (file, line, message)
-    │   └── CycleError                        a dependency cycle, printed as its path
-    ├── UsageError                    exit 2  bad command-line input
+    │   └── CycleError                exit 2  a dependency cycle, printed as its path
+    ├── UsageError                    exit 2  bad command-line input (unknown environment, bad --select, ...)
     ├── BackendError                  exit 1  a component could not be deployed
-    │   ├── TemplateError                     the template or module is invalid (never retried)
-    │   ├── DeploymentFailed                  the cloud rolled the deployment back / it failed
-    │   ├── TransientError                    throttling, 5xx, timeouts (retried with backoff)
-    │   ├── AccountMismatch                   credentials reach another account/subscription
-    │   ├── ResourceBusy                      another actor is changing the object (lock held)
-    │   └── CommandTimeout                    the component ran past its timeout
+    │   ├── TemplateError             exit 1  the template or module is invalid (never retried)
+    │   ├── DeploymentFailed          exit 1  the cloud rolled the deployment back / it failed
+    │   ├── TransientError            exit 1  throttling, 5xx, timeouts (retried with backoff)
+    │   ├── AccountMismatch           exit 1  credentials reach another account/subscription
+    │   ├── ResourceBusy              exit 1  another actor is changing the object (lock held)
+    │   └── CommandTimeout            exit 1  the component ran past its timeout
+    ├── MissingOutput                 exit 1  an upstream has no output of the name a component uses
     ├── StateError                    exit 1  the run history cannot answer
-    │   └── NeverApplied                      an upstream's outputs were never recorded
+    │   └── NeverApplied              exit 2  an upstream's outputs were never recorded (--select +NAME)
+    ├── ServerError                   exit 1  the local Prefect server or a sandbox could not be started
     ├── LockedError                   exit 4  another run holds the environment
     ├── ApprovalRejected              exit 3  a promotion was rejected
-    │   └── ApprovalTimeout                   ... or nobody decided in time
+    │   └── ApprovalTimeout           exit 3  ... or nobody decided in time
     └── GateRefused                   exit 5  a promotion gate refused
+
+Backends may raise private subclasses of BackendError as signals inside their own module
+(the CloudFormation backend's ``NoChanges``, say); none of them leaves the backend.
 """
 
 from __future__ import annotations
@@ -135,6 +140,14 @@ class NeverApplied(StateError):
     """A component needs outputs of an upstream that was never applied in this environment."""
 
     exit_code = 2
+
+
+class MissingOutput(StrataError):
+    """An upstream's output a component needs is not (yet) known."""
+
+
+class ServerError(StrataError):
+    """The local Prefect server or a sandbox could not be started."""
 
 
 class LockedError(StrataError):

@@ -1,4 +1,4 @@
-"""Promotion gates (DESIGN §6): each one passes or fails with its reason, before any approval.
+"""Promotion gates: each one passes or fails with its reason, before any approval.
 
 Pure: the promotion flow reads records and lock state, then asks these functions.
 """
@@ -8,12 +8,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
+from cronsim import CronSim
 from pydantic import BaseModel
 
 from strataflow.config import Environment, FreezeWindow, Platform
 from strataflow.errors import StrataError
+from strataflow.records import OK_STATUSES, ComponentRecord, applied_outputs, sensitive_keys
 from strataflow.resolve import resolve
-from strataflow.state import OK_STATUSES, ComponentRecord, applied_outputs, sensitive_keys
 
 
 class Gate(BaseModel):
@@ -118,8 +119,6 @@ def active_freeze(windows: list[FreezeWindow], at: datetime) -> FreezeWindow | N
             if start <= at < end:
                 return window
         elif window.cron and window.duration:
-            from cronsim import CronSim
-
             since = (at - timedelta(seconds=window.duration)).replace(tzinfo=None)
             fire = next(iter(CronSim(window.cron, since)))
             if fire.replace(tzinfo=UTC) <= at:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from strataflow import refs
 from strataflow.config import Environment, Platform
 from strataflow.errors import CycleError, Problem, UsageError
+from strataflow.hints import did_you_mean
 
 
 @dataclass(frozen=True)
@@ -92,10 +93,7 @@ class Graph:
             if not name:
                 raise UsageError(f"--select item '{item}' names no component; write NAME, +NAME or NAME+")
             if name not in self.upstream:
-                import difflib
-
-                close = difflib.get_close_matches(name, self.nodes, n=1)
-                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                hint = did_you_mean(name, self.nodes)
                 raise UsageError(f"--select names unknown component '{name}'{hint}; known: {', '.join(self.nodes)}")
             chosen.add(name)
             if up:
@@ -192,7 +190,7 @@ def edges_of(platform: Platform, env: Environment | None, cloud: str | None) -> 
     edges: dict[str, set[str]] = {}
     for name, component in platform.components.items():
         deps = set(component.depends_on)
-        impls = [component.impl(cloud)] if cloud else [component.any, component.aws, component.azure]
+        impls = [component.impl(cloud)] if cloud else [impl for _, impl in component.implementations()]
         for impl in impls:
             if impl is not None:
                 deps |= refs.outputs_used(impl.model_dump())
@@ -231,6 +229,17 @@ def select_components(platform: Platform, env_name: str, cloud: str, spec: str |
 
 # --- scheduling ------------------------------------------------------------------------
 
+MAX_PARALLEL = 64
+"""The most components one run keeps in flight (the flow's thread pool is sized for it)."""
+
+
+def check_parallelism(max_parallel: int) -> int:
+    """``max_parallel`` when it is a cap a run accepts (1 to ``MAX_PARALLEL``); UsageError otherwise."""
+    if not 1 <= max_parallel <= MAX_PARALLEL:
+        raise UsageError(f"--max-parallel must be between 1 and {MAX_PARALLEL} (got {max_parallel})")
+    return max_parallel
+
+
 
 @dataclass
 class Scheduler:
@@ -252,8 +261,7 @@ class Scheduler:
     _down: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.max_parallel < 1:
-            raise UsageError("--max-parallel must be at least 1")
+        check_parallelism(self.max_parallel)
         self._down = self.graph.downstream
         self._waiting = {name: len(deps) for name, deps in self.graph.upstream.items()}
         for name, count in self._waiting.items():

@@ -1,7 +1,7 @@
 """Handing a component's result to the scheduler before its state record is written.
 
 A component task does two things in turn: its backend call, then the write of its state
-record to the Prefect API. The record write is synchronous for the task (DESIGN §5), but
+record to the Prefect API. The record write is synchronous for the task (so a finished task means a recorded component), but
 a dependent needs only the outputs, so the task hands its result over as soon as the
 backend returns and the scheduler starts the dependents and frees the parallelism slot
 while the write is on its way. On the local server under load a write takes 70-190 ms

@@ -1,4 +1,4 @@
-"""The run report (DESIGN §3, contract) and its renderings: JSON, text, markdown, mermaid.
+"""The run report (a contract: see the README) and its renderings: JSON, text, markdown, mermaid.
 
 Pure: the orchestrator fills a ``RunReport``; the command line prints it, the flow publishes
 it as a markdown artifact. Outputs listed as sensitive are masked in every rendering.
@@ -12,9 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from strataflow.graph import Graph
-
-ComponentStatus = Literal["succeeded", "unchanged", "planned", "failed", "skipped", "cancelled"]
-MASK = "***"
+from strataflow.records import ComponentStatus
 
 
 class ComponentReport(BaseModel):
@@ -44,10 +42,6 @@ class RunReport(BaseModel):
     @property
     def failed(self) -> list[str]:
         return [n for n, c in self.components.items() if c.status == "failed"]
-
-
-def masked(outputs: dict[str, Any], sensitive: frozenset[str] | set[str] | list[str]) -> dict[str, Any]:
-    return {k: (MASK if k in sensitive else v) for k, v in outputs.items()}
 
 
 _MARK = {

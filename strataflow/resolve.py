@@ -14,21 +14,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from strataflow import refs
-from strataflow.config import CommandImpl, Environment, Impl, Platform, config_digest, source_digest
-from strataflow.errors import NeverApplied, StrataError
+from strataflow.backends.registry import Implementation
+from strataflow.config import Environment, Platform
+from strataflow.digest import config_digest, source_digest
+from strataflow.errors import MissingOutput, NeverApplied, StrataError
 
 SecretLookup = Callable[[str], str]
-
-
-class MissingOutput(StrataError):
-    """An upstream's output a component needs is not (yet) known."""
 
 
 @dataclass(frozen=True)
 class Resolved:
     """A component ready to hand to its backend."""
 
-    impl: Impl
+    impl: Implementation
     parameters: dict[str, Any]
     shown_parameters: dict[str, Any]
     """The parameters with secrets left as their reference text: safe to record and diff."""
@@ -115,7 +113,7 @@ def resolve(
 
     shown_parameters = refs.render(parameters, shown)
     source = source_digest(platform.root, impl)
-    digest = config_digest(platform.root, _render_impl(impl, shown), shown_parameters, component.version, source=source)
+    digest = config_digest(_render_impl(impl, shown), shown_parameters, component.version, source=source)
     return Resolved(
         impl=_render_impl(impl, real),
         parameters=refs.render(parameters, real),
@@ -127,13 +125,13 @@ def resolve(
     )
 
 
-def _render_impl(impl: Impl, lookup: refs.Lookup) -> Impl:
-    """Commands get their references substituted, each value shell-quoted."""
-    if not isinstance(impl, CommandImpl):
+def _render_impl(impl: Implementation, lookup: refs.Lookup) -> Implementation:
+    """Fields holding shell commands get their references substituted, each value shell-quoted."""
+    if not impl.script_fields:
         return impl
     update = {
         key: refs.render(getattr(impl, key), lookup, quote=shlex.quote)
-        for key in ("apply", "plan", "destroy")
+        for key in impl.script_fields
         if getattr(impl, key) is not None
     }
     return impl.model_copy(update=update)

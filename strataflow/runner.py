@@ -15,14 +15,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from strataflow import backends, threads
-from strataflow.backends.base import Action, ComponentRun, mask
+from strataflow import threads
+from strataflow.backends import registry
+from strataflow.backends.base import Action, Backend, ComponentRun, Drift, mask
 from strataflow.config import Environment, Platform
 from strataflow.errors import BackendError, CommandTimeout, StrataError, TransientError
 from strataflow.handoff import Handoff
-from strataflow.report import MASK, ComponentReport, masked
+from strataflow.records import DURATIONS_KEPT, MASK, Applied, ComponentRecord, DriftRecord, masked, now
+from strataflow.report import ComponentReport
 from strataflow.resolve import Resolved, SecretLookup, resolve
-from strataflow.state import DURATIONS_KEPT, Applied, ComponentRecord, DriftRecord, now
 
 RETRIES = 3
 """Transient errors that reach the runner (the backends retry first) are retried this often."""
@@ -117,7 +118,7 @@ def build_run(job: Job, *, secret: SecretLookup | None, log: Callable[[str], Non
         credentials=credentials,
         secrets=secrets,
         state_dir=job.state_dir,
-        terraform=job.env.terraform,
+        settings=job.env.settings_for(resolved.impl.backend),
         log=lambda line: log(mask(line, secrets)),
     )
     return run, resolved
@@ -133,7 +134,7 @@ def execute(job: Job, *, secret: SecretLookup | None = None, log: Callable[[str]
         run, resolved = build_run(job, secret=secret, log=log)
         digest = resolved.digest
         secrets = run.secrets
-        backend = backends.get(run.impl.backend)
+        backend: Backend = registry.backend(run.impl.backend)
         if _unchanged(job, digest, backend, run):
             log(f"{job.name}: unchanged (digest {digest}); not run again")
             applied = job.previous.applied if job.previous and job.action == "apply" else None
@@ -188,11 +189,11 @@ def _read_sensitive_upstream(job: Job, secret: SecretLookup | None, log: Callabl
             continue
         upstream = replace(job, name=dep, action="plan", upstream_outputs={}, sensitive_upstream={}, previous=None)
         run, _ = build_run(upstream, secret=secret, log=log)
-        values = backends.get(run.impl.backend).outputs(run)
+        values = registry.backend(run.impl.backend).outputs(run)
         job.upstream_outputs[dep] = {**known, **{key: values[key] for key in masked_keys if key in values}}
 
 
-def _unchanged(job: Job, digest: str, backend: backends.Backend, run: ComponentRun) -> bool:
+def _unchanged(job: Job, digest: str, backend: Backend, run: ComponentRun) -> bool:
     previous = job.previous
     if job.force:
         return False
@@ -331,7 +332,7 @@ def _record(
     )
 
 
-def drift_record(drift: backends.Drift) -> DriftRecord:
+def drift_record(drift: Drift) -> DriftRecord:
     return DriftRecord(checked_at=now(), supported=drift.supported, drifted=drift.drifted, resources=drift.resources)
 
 

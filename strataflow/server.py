@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from strataflow.errors import StrataError
+from strataflow.errors import ServerError
+from strataflow.paths import strata_home
 
 START_TIMEOUT = 90.0
 SANDBOX_AWS_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -39,14 +40,9 @@ SANDBOX_AZURE_SUBSCRIPTIONS = tuple(
 _announced = False
 
 
-class ServerError(StrataError):
-    """The local Prefect server or a sandbox could not be started."""
-
-
 def home() -> Path:
-    path = Path(os.environ.get("STRATA_HOME") or Path.home() / ".strataflow").expanduser()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """``$STRATA_HOME``: where the local server, the sandboxes and their state live."""
+    return strata_home()
 
 
 def _state_file(name: str) -> Path:
@@ -150,19 +146,24 @@ def local_server() -> dict[str, Any] | None:
 
 
 def ensure_api(announce: bool = True) -> str:
-    """Point this process at a Prefect API: the configured one, else the local server (started if needed)."""
+    """Point this process at a Prefect API: the configured one (environment or profile), else the local server."""
     global _announced  # noqa: PLW0603 - say it once per process
-    configured = os.environ.get("PREFECT_API_URL")
+    configured = configured_api_url()
     if configured:
         return configured
-    with _exclusive():
-        info = local_server() or _start_server()
+    info = start_local()
     os.environ["PREFECT_API_URL"] = info["url"] + "/api"
     os.environ.setdefault("PREFECT_UI_URL", info["url"])
     if announce and not _announced:
         _announced = True
         print(f"strata: using the local Prefect server; UI at {info['url']}", file=sys.stderr)
     return os.environ["PREFECT_API_URL"]
+
+
+def start_local() -> dict[str, Any]:
+    """The local server of this STRATA_HOME (url, pid, port), started if it is not running."""
+    with _exclusive():
+        return local_server() or _start_server()
 
 
 def _start_server() -> dict[str, Any]:

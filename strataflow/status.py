@@ -8,9 +8,8 @@ from strataflow import graph as graphs
 from strataflow import state
 from strataflow.config import Platform
 from strataflow.errors import StrataError
-from strataflow.report import masked
+from strataflow.records import applied_outputs, masked, sensitive_keys
 from strataflow.resolve import resolve
-from strataflow.state import applied_outputs
 
 
 def environment_status(platform: Platform, env_name: str, cloud: str) -> dict[str, Any]:
@@ -20,7 +19,7 @@ def environment_status(platform: Platform, env_name: str, cloud: str) -> dict[st
     records = state.latest_components(env_name, cloud, graph.nodes)
     components: dict[str, Any] = {}
     outputs = applied_outputs(records)
-    sensitive = state.sensitive_keys(records)
+    sensitive = sensitive_keys(records)
     for name in graph.order():
         record = records.get(name)
         try:

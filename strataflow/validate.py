@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from strataflow import refs, yamlsrc
-from strataflow.config import CLOUDS, Component, Environment, Platform, _suggest, env_file
+from strataflow.backends.registry import Implementation, SourcePath
+from strataflow.config import CLOUDS, Component, Environment, Platform, env_file
 from strataflow.errors import Problem
 from strataflow.graph import edges_of, find_cycle
+from strataflow.hints import did_you_mean
 
 Sources = Mapping[str, Any]
 """The YAML data of each file, by path: for line numbers."""
@@ -57,14 +59,10 @@ def _at(sources: Sources, file: str, *loc: str | int) -> tuple[int | None, int |
     )
 
 
-def _impls(component: Component) -> Iterator[tuple[tuple[str, ...], Any]]:
+def _impls(component: Component) -> Iterator[tuple[tuple[str, ...], Implementation]]:
     """Each implementation with its YAML location inside the component."""
-    if component.any is not None:
-        yield (), component.any
-    for cloud in CLOUDS:
-        impl = getattr(component, cloud)
-        if impl is not None:
-            yield (cloud,), impl
+    for cloud, impl in component.implementations():
+        yield ((cloud,) if cloud else ()), impl
 
 
 def _dependencies(platform: Platform, sources: Sources, exists: Exists) -> list[Problem]:
@@ -88,7 +86,7 @@ def _dependencies(platform: Platform, sources: Sources, exists: Exists) -> list[
                     Problem(file, line, col, f"component '{name}' depends on itself; remove it from depends_on")
                 )
             elif not exists(dep):
-                hint = _suggest(dep, platform.components)
+                hint = did_you_mean(dep, platform.components)
                 problems.append(
                     Problem(file, line, col, f"component '{name}' depends on unknown component '{dep}'{hint}")
                 )
@@ -129,7 +127,7 @@ def _references(platform: Platform, sources: Sources, exists: Exists) -> list[Pr
                             efile,
                             line,
                             col,
-                            f"unknown variable '{ref.name}'{_suggest(ref.name, env.variables)}; define it under variables:",
+                            f"unknown variable '{ref.name}'{did_you_mean(ref.name, env.variables)}; define it under variables:",
                         )
                     )
     return problems
@@ -162,57 +160,47 @@ def _check_ref(
                 )
             ]
         if not exists(ref.name):
-            hint = _suggest(ref.name, platform.components)
+            hint = did_you_mean(ref.name, platform.components)
             return [Problem(file, line, col, f"'{owner}' references outputs of unknown component '{ref.name}'{hint}")]
     return []
 
 
 def _paths(platform: Platform, sources: Sources) -> list[Problem]:
-    """Templates and modules exist and stay inside the config directory (no .., absolute, symlink escapes)."""
+    """Every path an implementation names exists and stays inside the config directory (no .., absolute, symlink escapes)."""
     file = _components_file(platform)
     root = platform.root.resolve()
     problems = []
     for name, component in platform.components.items():
         for prefix, impl in _impls(component):
-            key = "template" if hasattr(impl, "template") else "module" if hasattr(impl, "module") else None
-            if key is None:
-                continue
-            relative = getattr(impl, key)
-            line, col = _at(sources, file, name, *prefix, key)
-            if os.path.isabs(relative):
-                problems.append(
-                    Problem(
-                        file, line, col, f"{key} '{relative}' is absolute; give a path relative to the config directory"
-                    )
-                )
-                continue
-            target = (platform.root / relative).resolve()
-            if root != target and root not in target.parents:
-                problems.append(
-                    Problem(
-                        file,
-                        line,
-                        col,
-                        f"{key} '{relative}' is outside the config directory {platform.root}; move it inside",
-                    )
-                )
-            elif not target.exists():
-                problems.append(Problem(file, line, col, f"{key} '{relative}' not found under {platform.root}"))
-            elif key == "module" and not target.is_dir():
-                problems.append(Problem(file, line, col, f"module '{relative}' must be a directory of .tf files"))
-            elif key == "module" and (link := _link_outside(target, root)) is not None:
-                problems.append(
-                    Problem(
-                        file,
-                        line,
-                        col,
-                        f"module '{relative}' holds '{link}', a link to outside the config directory "
-                        f"{platform.root}; put the file itself in the module",
-                    )
-                )
-            elif key == "template" and not target.is_file():
-                problems.append(Problem(file, line, col, f"template '{relative}' must be a file"))
+            for source in impl.source_paths():
+                line, col = _at(sources, file, name, *prefix, source.key)
+                message = _path_problem(platform.root, root, source)
+                if message:
+                    problems.append(Problem(file, line, col, message))
     return problems
+
+
+def _path_problem(config: Path, root: Path, source: SourcePath) -> str | None:
+    key, relative = source.key, source.relative
+    if "\x00" in relative:
+        return f"{key} '{relative!r}' holds a NUL character; give a plain relative path"
+    if os.path.isabs(relative):
+        return f"{key} '{relative}' is absolute; give a path relative to the config directory"
+    target = (config / relative).resolve()
+    if root != target and root not in target.parents:
+        return f"{key} '{relative}' is outside the config directory {config}; move it inside"
+    if not target.exists():
+        return f"{key} '{relative}' not found under {config}"
+    if source.kind == "dir" and not target.is_dir():
+        return f"{key} '{relative}' must be a directory"
+    if source.kind == "file" and not target.is_file():
+        return f"{key} '{relative}' must be a file"
+    if target.is_dir() and (link := _link_outside(target, root)) is not None:
+        return (
+            f"{key} '{relative}' holds '{link}', a link to outside the config directory {config}; "
+            "put the file itself there"
+        )
+    return None
 
 
 def _link_outside(module: Path, root: Path) -> str | None:
@@ -237,7 +225,7 @@ def _environments(platform: Platform, sources: Sources, exists: Exists) -> list[
                 problems.append(Problem(efile, line, col, f"'{env.name}' cannot promote from itself"))
             elif env.promote_from not in platform.environments:
                 line, col = _at(sources, efile, "promote_from")
-                hint = _suggest(env.promote_from, platform.environments)
+                hint = did_you_mean(env.promote_from, platform.environments)
                 problems.append(
                     Problem(efile, line, col, f"promote_from names unknown environment '{env.promote_from}'{hint}")
                 )
@@ -254,7 +242,7 @@ def _environments(platform: Platform, sources: Sources, exists: Exists) -> list[
                         efile,
                         line,
                         col,
-                        f"override for unknown component '{cname}'{_suggest(cname, platform.components)}",
+                        f"override for unknown component '{cname}'{did_you_mean(cname, platform.components)}",
                     )
                 )
         problems += _disabled_outputs(platform, env, efile, sources)
@@ -330,10 +318,3 @@ def _cycles(platform: Platform, sources: Sources) -> list[Problem]:
             )
         )
     return problems
-
-
-def relative_to_cwd(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)

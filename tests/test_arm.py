@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from strataflow.backends.arm import ArmBackend
+from strataflow.backends.arm.backend import ArmBackend
 from strataflow.errors import AccountMismatch, DeploymentFailed, TemplateError, TransientError
 from strataflow.refs import KNOWN_AFTER_APPLY
 from tests.support.arm import (

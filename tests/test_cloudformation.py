@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 from moto.cloudformation.parsing import get_model_map
 from pydantic import SecretStr
 
-from strataflow.backends import cloudformation as cfn
-from strataflow.backends.cloudformation import CloudFormationBackend
-from strataflow.backends.cloudformation_support import (
+from strataflow.backends.cloudformation import backend as cfn
+from strataflow.backends.cloudformation.backend import CloudFormationBackend
+from strataflow.backends.cloudformation.support import (
     STATUS,
     SUCCEEDED,
     StackAction,

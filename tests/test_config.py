@@ -14,19 +14,15 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from strataflow import yamlsrc
-from strataflow.config import (
-    ArmImpl,
-    CloudFormationImpl,
-    CommandImpl,
-    Platform,
-    TerraformImpl,
-    config_digest,
-    load_platform,
-    parse_duration,
-    source_digest,
-)
+from strataflow.backends.arm import ArmImpl
+from strataflow.backends.cloudformation import CloudFormationImpl
+from strataflow.backends.command import CommandImpl
+from strataflow.backends.terraform import TerraformImpl
+from strataflow.config import Platform, parse_duration
+from strataflow.digest import config_digest, source_digest
 from strataflow.errors import ConfigError, UsageError
 from strataflow.graph import Graph, component_graph, select_components
+from strataflow.load import load_platform
 from strataflow.resolve import merged_parameters
 from tests.support.configs import SAMPLE_COMPONENTS, SAMPLE_ENVIRONMENTS, SAMPLE_FILES, sample_config, write_tree
 
@@ -324,7 +320,7 @@ class TestDigest:
         impl = platform.components[component].impl("aws")
         assert impl is not None
         version = platform.components[component].version
-        return config_digest(config, impl, parameters or {"VpcCidr": "10.0.0.0/16"}, version)
+        return config_digest(impl, parameters or {"VpcCidr": "10.0.0.0/16"}, version, source=source_digest(config, impl))
 
     def test_changes_with_template_content(self, config: Path) -> None:
         """Editing the deployed template changes the digest."""
@@ -372,7 +368,7 @@ class TestDigest:
         assert self._digest(config) == before
 
     def test_module_digest_ignores_terraform_state(self, config: Path) -> None:
-        """A module's digest covers its files but not state, lock files or .terraform/."""
+        """A module's digest covers its files and its lock file, but not state or .terraform/."""
         impl = load_platform(config).components["dns"].impl("aws")
         before = source_digest(config, impl)
         write_tree(
@@ -380,11 +376,13 @@ class TestDigest:
             {
                 "modules/dns/terraform.tfstate": "{}",
                 "modules/dns/terraform.tfstate.backup": "{}",
-                "modules/dns/.terraform.lock.hcl": "lock",
                 "modules/dns/.terraform/providers/x": "binary",
             },
         )
         assert source_digest(config, impl) == before
+        write_tree(config, {"modules/dns/.terraform.lock.hcl": "lock"})
+        assert source_digest(config, impl) != before, "the provider lock file is part of the module"
+        before = source_digest(config, impl)
         write_tree(config, {"modules/dns/variables.tf": 'variable "zone" {}\n'})
         assert source_digest(config, impl) != before
 
@@ -394,7 +392,8 @@ class TestDigest:
         impl = platform.components["identity"].impl("aws")
         assert isinstance(impl, CommandImpl)
         other = impl.model_copy(update={"apply": "echo identity v2"})
-        assert config_digest(config, impl, {}, None) != config_digest(config, other, {}, None)
+        source = source_digest(config, impl)
+        assert config_digest(impl, {}, None, source=source) != config_digest(other, {}, None, source=source)
 
 
 # --- fuzzing ------------------------------------------------------------------------------------------

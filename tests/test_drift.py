@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from strataflow.backends.terraform import working_dir
+from strataflow.backends.terraform.backend import working_dir
 from tests.support.cli import strata
 from tests.support.platforms import unique
 from tests.support.terraform import RECORD_MODULE, edit_state, instance_attributes, make_run, terraform_path

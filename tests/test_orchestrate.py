@@ -230,7 +230,7 @@ class TestRecords:
         assert written["b"][1] >= written["a"][1] and written["c"][1] >= written["b"][1], "records out of order"
         records = state.latest_components(report["env"], report["cloud"], ["a", "b", "c"])
         assert {name: r.status for name, r in records.items()} == dict.fromkeys("abc", "succeeded")
-        run_record = state.latest_run(report["env"], report["cloud"])
+        run_record = next(iter(state.run_history(report["env"], report["cloud"], 1)), None)
         assert run_record is not None and run_record.status == "succeeded"
         assert run_record.finished_at is not None and run_record.finished_at.timestamp() >= written["c"][1]
 

@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from strataflow import refs
-from strataflow.config import CommandImpl, load_platform
+from strataflow.backends.command import CommandImpl
+from strataflow.load import load_platform
 from strataflow.refs import KNOWN_AFTER_APPLY, Ref, RefSyntaxError
 from strataflow.resolve import resolve
 from tests.support.configs import sample_config

@@ -1,6 +1,6 @@
 """Reliability against a real Prefect API: backend faults, concurrency, approvals, injection, load.
 
-Each fault is injected for real: a scripted in-memory backend (tests/support/fake_backend.py)
+Each fault is injected for real: a scripted in-memory backend (strataflow/backends/memory.py)
 raising or hanging inside the orchestrator flow, commands whose children outlive them,
 concurrent `strata` processes, decisions sent straight to Prefect, outputs full of shell
 metacharacters, and 500 components through the command line.
@@ -18,9 +18,9 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from strataflow.backends.memory import OK, FakeBackend, Hang, installed
 from strataflow.errors import TemplateError, TransientError
 from tests.support.dags import layered
-from tests.support.fake_backend import OK, FakeBackend, Hang, installed
 from tests.support.faults import (
     Processes,
     alive,

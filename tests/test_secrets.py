@@ -112,7 +112,7 @@ class TestSecretsNeverLeak:
     def test_secret_sensitive_output_and_credentials_appear_nowhere(self, tmp_path: Path, strata_home: Path) -> None:
         """After a failing apply, a succeeding one and one of the consumer alone, no log, report, artifact, record,
         state, status or file holds the values, and the consumer always got the real ones."""
-        from strataflow import state
+        from strataflow import records, state
 
         secret = f"s3cr3t-{uuid.uuid4().hex}"
         key = f"k3y-{uuid.uuid4().hex}"
@@ -135,7 +135,7 @@ class TestSecretsNeverLeak:
         names = ("leaky", "tfc", "consumer")
         components = [r.model_dump(mode="json") for n in names for r in state.component_history(env, "aws", n, 20)]
         flow_runs = [json.loads(path.read_text())["flow_run_id"] for path in (first, second, third)]
-        keys = [state.component_key(env, "aws", n) for n in names] + [state.run_key(env, "aws")]
+        keys = [records.component_key(env, "aws", n) for n in names] + [records.run_key(env, "aws")]
         prefect = everything(flow_runs, keys)
         produced = {
             "prefect api": json.dumps(prefect),

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from strataflow.backends.terraform import PLAN_FILE, TFVARS, TerraformBackend, working_dir
-from strataflow.config import TerraformSettings
+from strataflow.backends.terraform import TerraformSettings
+from strataflow.backends.terraform.backend import PLAN_FILE, TFVARS, TerraformBackend, working_dir
 from strataflow.errors import BackendError, CommandTimeout, DeploymentFailed, ResourceBusy, TemplateError
 from strataflow.refs import KNOWN_AFTER_APPLY
 from tests.support.terraform import (

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from strataflow.config import AwsTarget, AzureTarget, Impl, TerraformSettings
+from strataflow.backends.registry import Implementation
+from strataflow.config import AwsTarget, AzureTarget
 
 Action = Literal["plan", "apply", "destroy"]
 
@@ -30,7 +31,7 @@ class ComponentRun:
     cloud: str
     component: str
     action: Action
-    impl: Impl
+    impl: Implementation
     parameters: dict[str, Any]
     """Resolved parameters (upstream outputs and secrets substituted)."""
     config_dir: Path
@@ -47,22 +48,22 @@ class ComponentRun:
     """Secret values used by this run: never logged, masked in every output."""
     state_dir: Path | None = None
     """A directory this component may keep files in (terraform working copies and local state)."""
-    terraform: TerraformSettings = field(default_factory=TerraformSettings)
+    settings: Any = None
+    """The environment's settings for this backend (its ``BackendSpec.settings`` model), if it has any."""
     log: Callable[[str], None] = field(default=_no_log, repr=False)
 
     @property
     def path(self) -> Path:
-        """The template or module path, inside the config directory."""
-        relative = getattr(self.impl, "template", None) or getattr(self.impl, "module", None)
-        if relative is None:
+        """The implementation's (first) source path inside the config directory: its template or module."""
+        sources = self.impl.source_paths()
+        if not sources:
             raise AttributeError(f"{self.impl.backend} components have no template")
-        return self.config_dir / str(relative)
+        return self.config_dir / sources[0].relative
 
     @property
-    def deployment_name(self) -> str:
-        """``strata-<env>-<component>``: the stack/deployment name unless the component overrides it."""
-        override = getattr(self.impl, "stack_name", None) or getattr(self.impl, "deployment_name", None)
-        return override or f"strata-{self.env}-{self.component}"
+    def default_name(self) -> str:
+        """``strata-<env>-<component>``: the stack or deployment name unless the component names its own."""
+        return f"strata-{self.env}-{self.component}"
 
 
 @dataclass

@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
+from strataflow.backends.arm import ArmImpl
 from strataflow.backends.base import Action, ComponentRun
-from strataflow.config import ArmImpl, AzureTarget
+from strataflow.config import AzureTarget
 from strataflow.sandbox.arm import SANDBOX_SUBSCRIPTION, ArmEmulator, ArmServer, serve
 
 REPO = Path(__file__).resolve().parents[2]

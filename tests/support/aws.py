@@ -20,9 +20,10 @@ from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 from moto.cloudformation.models import Event, cloudformation_backends
 
-from strataflow.backends import cloudformation
 from strataflow.backends.base import Action, ComponentRun
-from strataflow.config import AwsTarget, CloudFormationImpl
+from strataflow.backends.cloudformation import CloudFormationImpl
+from strataflow.backends.cloudformation import clients as cloudformation
+from strataflow.config import AwsTarget
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_CONFIG = REPO / "config"

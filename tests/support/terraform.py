@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from strataflow.backends.base import Action, ComponentRun
-from strataflow.config import AwsTarget, TerraformImpl, TerraformSettings
+from strataflow.backends.terraform import TerraformImpl, TerraformSettings
+from strataflow.config import AwsTarget
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_CONFIG = REPO / "config"
@@ -141,7 +142,7 @@ def make_run(
         timeout=timeout,
         secrets=secrets,
         state_dir=state_dir,
-        terraform=terraform or TerraformSettings(),
+        settings=terraform or TerraformSettings(),
     )
     if log is not None:
         run.log = log

@@ -2,28 +2,26 @@
 
 References in the commands were resolved before they got here, every substituted value
 shell-quoted (``strataflow.resolve``), so outputs that come from outside are data, never
-code. The command runs in the config directory, in its own process group (a timeout kills
-the whole group), with ``STRATA_ENV``, ``STRATA_CLOUD``, ``STRATA_COMPONENT`` and
+code. The command runs in the config directory, in its own process group (at the timeout the
+group gets SIGTERM, then SIGKILL), with ``STRATA_ENV``, ``STRATA_CLOUD``, ``STRATA_COMPONENT`` and
 ``STRATA_ACTION`` set; each line it prints goes to the task log, prefixed by the component.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import subprocess
-import threading
-from collections import deque
-from typing import IO, Any
+from typing import Any
 
-from strataflow import threads
+from strataflow.backends import process
 from strataflow.backends.base import ComponentRun, Drift, Outcome, mask
-from strataflow.config import CommandImpl
-from strataflow.errors import BackendError, CommandTimeout, DeploymentFailed, TemplateError
+from strataflow.backends.command import CommandImpl
+from strataflow.errors import CommandTimeout, DeploymentFailed, TemplateError
 
 _TAIL = 20
+KILL_GRACE = 5.0
+"""Seconds between asking a timed-out command to stop (SIGTERM to its group) and killing the group."""
 
 
 class CommandBackend:
@@ -71,58 +69,35 @@ class CommandBackend:
             "STRATA_COMPONENT": run.component,
             "STRATA_ACTION": run.action,
         }
-        try:
-            process = subprocess.Popen(  # noqa: S603 - the command is the user's own config
-                ["/bin/sh", "-c", command],
-                cwd=run.config_dir,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-                text=True,
-                errors="replace",
-            )
-        except OSError as exc:
-            raise BackendError(f"cannot start /bin/sh: {exc.strerror}", component=run.component) from exc
         stdout: list[str] = []
-        stderr: deque[str] = deque(maxlen=_TAIL)
-        # the readers log in the task's context (its Prefect settings and run)
-        readers = [
-            threads.start(_pump, process.stdout, run, "", stdout.append),
-            threads.start(_pump, process.stderr, run, "! ", stderr.append),
-        ]
-        # A timer kills the group at the timeout: Popen.wait(timeout) polls (up to 50 ms late
-        # noticing the end), a blocking wait returns the moment the command exits.
-        expired = threading.Event()
 
-        def expire() -> None:
-            expired.set()
-            _kill_group(process, wait=False)
+        def out(line: str) -> None:
+            stdout.append(line)
+            run.log(f"[{run.component}] {mask(line, run.secrets)}")
 
-        timer = threading.Timer(run.timeout, expire) if run.timeout else None
-        if timer is not None:
-            timer.daemon = True
-            timer.start()
-        try:
-            code = process.wait()
-        except BaseException:
-            _kill_group(process)
-            raise
-        finally:
-            if timer is not None:
-                timer.cancel()
-        if expired.is_set():
+        def err(line: str) -> None:
+            run.log(f"[{run.component}] ! {mask(line, run.secrets)}")
+
+        finished = process.run(
+            ["/bin/sh", "-c", command],
+            cwd=run.config_dir,
+            env=env,
+            timeout=run.timeout,
+            grace=KILL_GRACE,
+            interrupt=signal.SIGTERM,
+            on_stdout=out,
+            on_stderr=err,
+        )
+        if finished.timed_out:
             raise CommandTimeout(
                 f"{run.component}: command ran longer than its timeout of {run.timeout:g}s and was stopped",
                 component=run.component,
             )
-        for reader in readers:
-            reader.join(timeout=5)
-        if code != 0:
-            tail = " | ".join(mask(line, run.secrets) for line in stderr if line.strip()) or "no output on stderr"
-            reason = f"signal {-code}" if code < 0 else f"exit code {code}"
-            raise DeploymentFailed(f"{run.action} command failed with {reason}: {tail}", component=run.component)
+        if finished.code != 0:
+            tail = [mask(line, run.secrets) for line in finished.stderr[-_TAIL:] if line.strip()]
+            reason = f"signal {-finished.code}" if finished.code < 0 else f"exit code {finished.code}"
+            detail = " | ".join(tail) or "no output on stderr"
+            raise DeploymentFailed(f"{run.action} command failed with {reason}: {detail}", component=run.component)
         return stdout
 
 
@@ -130,23 +105,6 @@ def _impl(run: ComponentRun) -> CommandImpl:
     if not isinstance(run.impl, CommandImpl):
         raise TemplateError(f"{run.component} is not a command component", component=run.component)
     return run.impl
-
-
-def _pump(stream: IO[str] | None, run: ComponentRun, marker: str, keep: Any) -> None:
-    if stream is None:
-        return
-    for raw in stream:
-        line = raw.rstrip("\n")
-        keep(line)
-        run.log(f"[{run.component}] {marker}{mask(line, run.secrets)}")
-    stream.close()
-
-
-def _kill_group(process: subprocess.Popen[str], wait: bool = True) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    if wait:
-        process.wait()
 
 
 def _parse_outputs(run: ComponentRun, stdout: list[str]) -> dict[str, Any]:

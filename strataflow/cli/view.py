@@ -1,4 +1,7 @@
-"""The progress view of a run: a live table on a terminal, one plain line per change on a pipe."""
+"""The view of a run on the terminal: a live table on a tty, one plain line per change on a pipe.
+
+It listens to ``strataflow.events`` while a flow runs in this process.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import IO, Any
 
-from strataflow import progress
+from strataflow import events
 
 
 def _nothing() -> None:
@@ -27,8 +30,8 @@ _STYLE = {
 }
 
 
-class ProgressView:
-    """Watches ``strataflow.progress`` events while a flow runs in this process."""
+class RunView:
+    """Watches ``strataflow.events`` while a flow runs in this process."""
 
     def __init__(self, components: list[str], stream: IO[str] | None = None, live: bool | None = None) -> None:
         self.stream = stream or sys.stderr
@@ -42,14 +45,14 @@ class ProgressView:
         self._unsubscribe: Callable[[], None] = _nothing
         self._live: Any = None
 
-    def __enter__(self) -> ProgressView:
+    def __enter__(self) -> RunView:
         if self.live:
             from rich.console import Console
             from rich.live import Live
 
             self._live = Live(self._table(), console=Console(file=self.stream), refresh_per_second=4, transient=False)
             self._live.__enter__()
-        self._unsubscribe = progress.subscribe(self._on_event)
+        self._unsubscribe = events.subscribe(self._on_event)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +26,7 @@ from azure.mgmt.resource.deployments import DeploymentsMgmtClient
 from azure.mgmt.resource.deployments.models import DeploymentParameter, DeploymentProperties
 from azure.mgmt.resource.resources import ResourceManagementClient
 
+from strataflow.backends import process
 from strataflow.backends.base import ComponentRun, mask
 from strataflow.config import AzureTarget
 from strataflow.errors import BackendError, ResourceBusy, StrataError, TemplateError, TransientError
@@ -352,14 +353,14 @@ def load_template(run: ComponentRun) -> dict[str, Any]:
         bicep = shutil.which("bicep")
         if bicep is None:
             raise TemplateError(f"{run.component}: {path} is Bicep; install the bicep CLI or use ARM JSON", **context)
-        done = subprocess.run(  # noqa: S603 - a fixed argv, no shell
-            [bicep, "build", "--stdout", str(path)], capture_output=True, text=True, timeout=300, check=False
+        out: list[str] = []
+        done = process.run(
+            [bicep, "build", "--stdout", str(path)], cwd=path.parent, env=os.environ, timeout=300, on_stdout=out.append
         )
-        if done.returncode != 0:
-            raise TemplateError(
-                f"{run.component}: bicep build {path.name} failed: {done.stderr.strip()[:2000]}", **context
-            )
-        text = done.stdout
+        if done.code != 0 or done.timed_out:
+            detail = "timed out after 300 s" if done.timed_out else "\n".join(done.stderr).strip()[:2000]
+            raise TemplateError(f"{run.component}: bicep build {path.name} failed: {detail}", **context)
+        text = "\n".join(out)
     else:
         text = path.read_text(encoding="utf-8")
     try:

@@ -1,7 +1,7 @@
-"""An in-memory backend for flow tests: scripted per component, counting every call.
+"""An in-memory backend: a test double for flows, scripted per component, counting every call.
 
 ``FakeBackend`` implements the protocol of ``strataflow.backends.base`` without touching a
-cloud. Each component gets a script: a list of steps played one per ``apply`` (the last
+cloud (as httpx ships ``MockTransport``, strataflow ships this for its users' tests too). Each component gets a script: a list of steps played one per ``apply`` (the last
 step repeats). A step is ``OK`` (succeed with the component's outputs), an exception
 instance or class (raised), or ``Hang(seconds)`` (block, as a cloud call that never
 answers). ``installed`` puts it in place of a built-in backend kind and restores the real
@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from strataflow import backends
+from strataflow.backends import registry
 from strataflow.backends.base import ComponentRun, Drift, Outcome
 
 OK = "ok"
@@ -82,12 +82,12 @@ class FakeBackend:
 @contextmanager
 def installed(fake: FakeBackend, kind: str = "command") -> Iterator[FakeBackend]:
     """Serve components of backend ``kind`` with ``fake`` in this process; restore the real backend after."""
-    previous = backends.register(kind, fake)  # type: ignore[arg-type]
+    previous = registry.use(kind, fake)
     try:
         yield fake
     finally:
         fake.release.set()
-        if previous is None:
-            backends.unregister(kind)
-        else:
-            backends.register(kind, previous)
+        registry.use(kind, previous)
+
+
+__all__ = ["OK", "FakeBackend", "Hang", "installed"]

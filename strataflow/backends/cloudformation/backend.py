@@ -2,7 +2,7 @@
 
 apply validates the template (CloudFormation's own message, never retried), refuses other
 accounts, then creates or updates the stack and polls it, logging its events; what each
-stack status and botocore error means is in cloudformation_support.py. plan is a change
+stack status and botocore error means is in support.py. plan is a change
 set, described then deleted; parameters still ``(known after apply)`` keep their previous
 value, or the plan lists the template's resources. "No updates" is a result (``_Op.unchanged``);
 botocore errors are mapped in ``translated``, transient ones retried with backoff in ``_Op.call``.
@@ -18,19 +18,27 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import suppress
 from typing import Any
 
-import boto3
 from botocore import xform_name
 from botocore.config import Config
 
 from strataflow.backends.base import ComponentRun, Drift, Outcome, mask
-from strataflow.backends.cloudformation_support import (
+from strataflow.backends.cloudformation import CloudFormationImpl
+from strataflow.backends.cloudformation.clients import (
+    cache_lock,
+    clear_caches,
+    client,
+    client_key,
+    secret_text,
+    validated_templates,
+    verified_accounts,
+)
+from strataflow.backends.cloudformation.support import (
     Json,
     Missing,
     NoChanges,
@@ -47,7 +55,7 @@ from strataflow.backends.cloudformation_support import (
     template_imports,
     translated,
 )
-from strataflow.config import AwsTarget, CloudFormationImpl
+from strataflow.config import AwsTarget
 from strataflow.errors import (
     AccountMismatch,
     BackendError,
@@ -64,75 +72,6 @@ _CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeou
 _STACK_TYPE = "AWS::CloudFormation::Stack"
 
 
-# --- clients, shared by the threads of one process ------------------------------------
-
-_lock = threading.Lock()
-_clients: dict[tuple[str, ...], tuple[Any, float]] = {}
-"""Clients by (service, region, profile, endpoint, key id, role), with their credentials' expiry."""
-_verified: set[tuple[str, ...]] = set()
-_validated: set[str] = set()
-
-
-def _secret(value: Any) -> str | None:
-    """The text of a credential given as a pydantic SecretStr or a plain string."""
-    getter = getattr(value, "get_secret_value", None)
-    text = getter() if callable(getter) else value
-    return str(text) if text else None
-
-
-def _client_key(target: AwsTarget, credentials: Mapping[str, Any]) -> tuple[str, ...]:
-    key_id = _secret(credentials.get("aws_access_key_id")) or ""
-    return (target.region, target.profile or "", target.endpoint_url or "", key_id, target.role_arn or "")
-
-
-def client(service: str, target: AwsTarget, credentials: Mapping[str, Any]) -> Any:
-    """A cached boto3 client for ``target``. ``credentials`` may hold aws_access_key_id,
-    aws_secret_access_key and aws_session_token (SecretStr or text); empty: the default chain.
-    With ``target.role_arn`` the client acts as that role (assumed, and re-assumed before expiry)."""
-    key = (service, *_client_key(target, credentials))
-    with _lock:
-        cached = _clients.get(key)
-        if cached is None or (target.role_arn and cached[1] < time.time() + 300):
-            session, expires = _session(target, credentials)
-            cached = (session.client(service, endpoint_url=target.endpoint_url, config=_CONFIG), expires)
-            _clients[key] = cached
-        return cached[0]
-
-
-def _session(target: AwsTarget, credentials: Mapping[str, Any]) -> tuple[Any, float]:
-    """A boto3 session for ``target``, and when its credentials expire (inf for long-lived ones)."""
-    base = boto3.session.Session(
-        aws_access_key_id=_secret(credentials.get("aws_access_key_id")),
-        aws_secret_access_key=_secret(credentials.get("aws_secret_access_key")),
-        aws_session_token=_secret(credentials.get("aws_session_token")),
-        profile_name=target.profile,
-        region_name=target.region,
-    )
-    if not target.role_arn:
-        return base, float("inf")
-    sts = base.client("sts", endpoint_url=target.endpoint_url, config=_CONFIG)
-    with translated(
-        "assume the deploy role", subject=target.role_arn, secrets=frozenset(), emulator=bool(target.endpoint_url)
-    ):
-        assumed = sts.assume_role(RoleArn=target.role_arn, RoleSessionName="strataflow")["Credentials"]
-    session = boto3.session.Session(
-        aws_access_key_id=assumed["AccessKeyId"],
-        aws_secret_access_key=assumed["SecretAccessKey"],
-        aws_session_token=assumed["SessionToken"],
-        region_name=target.region,
-    )
-    return session, assumed["Expiration"].timestamp()
-
-
-def clear_caches(*, validated: bool = True) -> None:
-    """Forget cached clients, verified accounts and (unless told not to) validated templates."""
-    with _lock:
-        _clients.clear()
-        _verified.clear()
-        if validated:
-            _validated.clear()
-
-
 # --- one operation on one stack -------------------------------------------------------
 
 
@@ -143,8 +82,8 @@ class _Op:
         if not isinstance(run.target, AwsTarget) or not isinstance(run.impl, CloudFormationImpl):
             raise BackendError(f"{run.component}: not a CloudFormation component on AWS", component=run.component)
         self.backend, self.run, self.target, self.impl = backend, run, run.target, run.impl
-        self.name = run.deployment_name
-        self.secrets = frozenset(run.secrets | {s for s in map(_secret, run.credentials.values()) if s})
+        self.name = run.impl.stack_name or run.default_name
+        self.secrets = frozenset(run.secrets | {s for s in map(secret_text, run.credentials.values()) if s})
         self.context: Json = {"env": run.env, "component": run.component, "stack": self.name}
         default_poll = 0.2 if self.target.endpoint_url else 2.0
         self.poll = default_poll if backend.poll_interval is None else backend.poll_interval
@@ -208,12 +147,12 @@ class _Op:
     def validate(self, template: Mapping[str, str]) -> None:
         """validate_template, once per template content per process."""
         digest = hashlib.sha256(self.body().encode()).hexdigest()
-        with _lock:
-            if digest in _validated:
+        with cache_lock:
+            if digest in validated_templates:
                 return
         self.call("ValidateTemplate", subject=str(self.impl.template), **template)
-        with _lock:
-            _validated.add(digest)
+        with cache_lock:
+            validated_templates.add(digest)
 
     def unknown(self) -> list[str]:
         return sorted(k for k, v in self.run.parameters.items() if v is not None and KNOWN_AFTER_APPLY in as_text(v))
@@ -310,9 +249,9 @@ class _Op:
     def check_account(self) -> None:
         """Refuse credentials that reach another account than the environment's (once per client and account)."""
         expected = self.target.account_id
-        key = (*_client_key(self.target, self.run.credentials), expected or "")
-        with _lock:
-            if not expected or key in _verified:
+        key = (*client_key(self.target, self.run.credentials), expected or "")
+        with cache_lock:
+            if not expected or key in verified_accounts:
                 return
         actual = str(self.call("GetCallerIdentity", service="sts").get("Account"))
         if actual != expected:
@@ -321,8 +260,8 @@ class _Op:
                 f"deploys to account {expected}; stack {self.name} was not touched",
                 **self.context,
             )
-        with _lock:
-            _verified.add(key)
+        with cache_lock:
+            verified_accounts.add(key)
 
     def unchanged(self, stack: Mapping[str, Any]) -> Outcome:
         """The one place that says the stack already is what was asked for."""

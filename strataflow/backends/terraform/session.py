@@ -1,26 +1,9 @@
-"""Terraform (or OpenTofu) components: the CLI driven with ``-json``, one working copy per component.
+"""One terraform operation on one component's working copy: the CLI found, the copy synced, calls streamed.
 
-Each env/cloud/component has its own working copy, ``<state_dir>/terraform/<env>/<cloud>/<component>``
-(``state_dir`` defaults to ``$STRATA_HOME`` or ``~/.strataflow``), holding a copy of the module,
-``.terraform/`` and, unless a backend is configured, the local state ``terraform.tfstate``. The
-module is copied in on every operation (files that left the module leave the copy); ``init`` and
-``validate`` run only when the module, the binary or the backend configuration changed.
-
-Parameters go to ``strata.auto.tfvars.json`` and the environment's ``backend_config`` to
-``strata.backend.json`` (both mode 0600, passed as ``-backend-config=FILE``): no value ever reaches
-a command line, and every log line goes through ``mask`` with the run's secrets.
-
-Pitfalls:
-- A module must be self-contained: only its directory is copied (``source = "../x"`` breaks).
-  State files and ``.terraform/`` found in the module directory are never copied.
-- ``terraform_data`` refreshes to exactly its prior state, so ``plan -refresh-only`` never reports
-  *resource* drift for it; an attribute changed out of band shows as drift of the outputs derived
-  from it. ``drift`` reports both kinds.
-- A changed backend configuration is not migrated: ``init`` fails (TemplateError) saying how to.
-- The inherited ``TF_LOG*``, ``TF_CLI_ARGS*``, ``TF_VAR_*``, ``TF_WORKSPACE`` and ``TF_DATA_DIR``
-  are dropped: a component's inputs are its parameters, and its files are its working copy.
-- A timeout interrupts terraform's process group (SIGINT: terraform stops, saves the state and
-  releases the lock) and kills the group ``kill_grace`` seconds later if it is still running.
+A ``Session`` owns ``<state_dir>/terraform/<env>/<cloud>/<component>``: it copies the module in
+(its source as the spec defines it), writes the parameters and the backend configuration to
+files of mode 0600, runs ``init``/``validate`` only when something changed, and runs the CLI
+through ``strataflow.backends.process`` with the run's deadline, mapping failures to errors.
 """
 
 from __future__ import annotations
@@ -31,19 +14,19 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from strataflow.backends.base import ComponentRun, Drift, Outcome, mask
+from strataflow.backends import process
+from strataflow.backends.base import ComponentRun, mask
+from strataflow.backends.terraform import TerraformSettings
 from strataflow.errors import BackendError, CommandTimeout, DeploymentFailed, ResourceBusy, TemplateError
-from strataflow.refs import KNOWN_AFTER_APPLY
+from strataflow.paths import strata_home
 
 TFVARS = "strata.auto.tfvars.json"
 BACKEND_FILE = "strata.backend.json"
@@ -60,8 +43,6 @@ _INSTALL = {
 }
 _DROPPED_ENV = ("TF_LOG", "TF_CLI_ARGS", "TF_VAR_", "TF_WORKSPACE", "TF_DATA_DIR")
 # Never copied from a module directory: terraform's own working files and the ones generated here.
-_SKIP_DIRS = {".terraform", ".git", "terraform.tfstate.d"}
-_SKIP_FILES = re.compile(r"^(terraform\.tfstate.*|\.terraform\.tfstate\.lock\.info|.*\.tfplan|strata\..*|\.strata-.*)$")
 # Summaries of diagnostics meaning the module or its inputs are wrong: retrying cannot help.
 _CONFIG_ERROR = re.compile(
     r"^(Unsupported |Reference to undeclared|Invalid |Missing required|No value for required variable"
@@ -73,7 +54,7 @@ _LOCK_FIELD = re.compile(r"^\s*(ID|Path|Operation|Who|Version|Created|Info):[ \t
 _BACKEND_BLOCK = re.compile(r'^\s*(backend\s+"[^"]+"|cloud)\s*\{', re.MULTILINE)
 _SYMBOL = {"create": "+ create", "update": "~ update", "delete": "- delete", "replace": "-/+ replace"}
 _SYMBOL |= {"read": "<= read", "forget": "- forget", "remove": "- forget", "import": "+ import", "move": "~ move"}
-_NOT_A_CHANGE = {"no-op", "noop", "read"}
+NOT_A_CHANGE = {"no-op", "noop", "read"}
 # Fields of Prefect's AWS/Azure credential blocks, and the provider variables they become.
 _CREDENTIAL_ENV = {"aws_access_key_id": "AWS_ACCESS_KEY_ID", "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY"}
 _CREDENTIAL_ENV |= {"aws_session_token": "AWS_SESSION_TOKEN", "profile_name": "AWS_PROFILE"}
@@ -85,8 +66,13 @@ _TARGET_ENV |= {"subscription_id": "ARM_SUBSCRIPTION_ID", "tenant_id": "ARM_TENA
 
 def working_dir(run: ComponentRun) -> Path:
     """The component's working copy: ``<state_dir>/terraform/<env>/<cloud>/<component>``."""
-    root = run.state_dir or Path(os.environ.get("STRATA_HOME") or Path.home() / ".strataflow")
+    root = run.state_dir or strata_home()
     return Path(root) / "terraform" / run.env / run.cloud / run.component
+
+
+def settings_of(run: ComponentRun) -> TerraformSettings:
+    """The environment's ``terraform:`` settings (the defaults when it has none)."""
+    return run.settings if isinstance(run.settings, TerraformSettings) else TerraformSettings()
 
 
 @dataclass(frozen=True)
@@ -101,7 +87,7 @@ class _Cli:
         return self.name == "terraform" and self.version >= (1, 9)
 
 
-def _cli(binary: str) -> _Cli:
+def cli_for(binary: str) -> _Cli:
     path = shutil.which(binary)
     if path is None:
         raise BackendError(
@@ -143,7 +129,7 @@ def _diagnostic_text(diag: dict[str, Any]) -> str:
     return text
 
 
-def _change_key(actions: list[str]) -> str:
+def change_key(actions: list[str]) -> str:
     if actions == ["create", "delete"]:
         return "+/- replace"  # create_before_destroy
     if len(actions) == 2:
@@ -152,7 +138,7 @@ def _change_key(actions: list[str]) -> str:
 
 
 @dataclass
-class _Result:
+class Result:
     """One finished terraform command."""
 
     code: int
@@ -187,12 +173,12 @@ class _Result:
         for message in self.of_type("planned_change"):
             change = message.get("change") or {}
             action = change.get("action", "")
-            if action not in _NOT_A_CHANGE:
+            if action not in NOT_A_CHANGE:
                 lines.append(f"{_SYMBOL.get(action, action)} {(change.get('resource') or {}).get('addr', '?')}")
         return lines
 
 
-class _Session:
+class Session:
     """One backend operation on one working copy: its deadline, environment and secrets."""
 
     def __init__(self, run: ComponentRun, cli: _Cli, kill_grace: float) -> None:
@@ -229,7 +215,7 @@ class _Session:
     @property
     def local_state(self) -> bool:
         """Whether the state is the working copy's ``terraform.tfstate`` (no backend configured)."""
-        if self.run.terraform.backend_config:
+        if settings_of(self.run).backend_config:
             return False
         return not any(_BACKEND_BLOCK.search(tf.read_text(errors="replace")) for tf in self.run.path.glob("*.tf"))
 
@@ -244,7 +230,7 @@ class _Session:
         """True when the local state is missing or empty and no terraform run holds it."""
         if not self.local_state or (self.workdir / LOCK_INFO).exists():
             return False
-        return not _has_anything(self.read_local_state())
+        return not has_anything(self.read_local_state())
 
     # --- the working copy ----------------------------------------------------------------
 
@@ -256,7 +242,7 @@ class _Session:
         self.workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
         digest = self._sync(module)
         _write_private(self.workdir / TFVARS, json.dumps(self.run.parameters, indent=2, sort_keys=True, default=str))
-        config = self.run.terraform.backend_config
+        config = settings_of(self.run).backend_config
         if config:
             _write_private(self.workdir / BACKEND_FILE, json.dumps(config, indent=2, sort_keys=True, default=str))
         digest.update(json.dumps([self.cli.name, self.cli.version, config], sort_keys=True, default=str).encode())
@@ -271,7 +257,7 @@ class _Session:
         """Copy the module's files into the working copy; returns a digest of what was copied."""
         digest = hashlib.sha256()
         copied: list[str] = []
-        for source in sorted(_module_files(module)):
+        for source in self.run.impl.source_files(self.run.config_dir):  # the source as the spec defines it
             relative = source.relative_to(module).as_posix()
             content = source.read_bytes()
             digest.update(relative.encode() + b"\0" + hashlib.sha256(content).digest())
@@ -293,7 +279,7 @@ class _Session:
 
     def _init(self) -> None:
         args = ["init", "-input=false", "-no-color", *(["-json"] if self.cli.init_json else [])]
-        if self.run.terraform.backend_config:
+        if settings_of(self.run).backend_config:
             args.append(f"-backend-config={BACKEND_FILE}")
         result = self.call(*args, json_lines=self.cli.init_json)
         if result.code != 0:
@@ -317,7 +303,7 @@ class _Session:
 
     # --- running terraform ----------------------------------------------------------------
 
-    def call(self, *args: str, json_lines: bool = True, quiet: bool = False) -> _Result:
+    def call(self, *args: str, json_lines: bool = True, quiet: bool = False) -> Result:
         """Run the CLI in the working copy, streaming its messages to the log unless ``quiet``."""
         remaining = None if self.deadline is None else self.deadline - time.monotonic()
         if remaining is not None and remaining <= 0:
@@ -334,24 +320,25 @@ class _Session:
             if quiet:
                 return
             if message is None:
-                self.log(line.rstrip("\n"))
+                self.log(line)
             else:
                 self._log_message(message)
 
-        code, stderr, timed_out = _spawn(
+        finished = process.run(
             [self.cli.path, *args],
             cwd=self.workdir,
             env=self.env,
             timeout=remaining,
-            kill_grace=self.kill_grace,
-            on_line=on_line,
+            grace=self.kill_grace,
+            on_stdout=on_line,
         )
-        for line in stderr.splitlines():
+        for line in finished.stderr:
             if line.strip():
                 self.log(line)
-        if timed_out:
+        if finished.timed_out:
             raise self._timeout(args[0])
-        return _Result(code, "".join(out), stderr, messages)
+        stderr = "".join(f"{line}\n" for line in finished.stderr)
+        return Result(finished.code, "".join(f"{line}\n" for line in out), stderr, messages)
 
     def _log_message(self, message: dict[str, Any]) -> None:
         if message.get("type") == "version":
@@ -371,7 +358,7 @@ class _Session:
             **self.context,
         )
 
-    def failure(self, command: str, result: _Result, *, config_phase: bool = False) -> BackendError:
+    def failure(self, command: str, result: Result, *, config_phase: bool = False) -> BackendError:
         """The error for a failed command, from its JSON diagnostics.
 
         A held state lock is ResourceBusy. From init/validate, an error located in the module
@@ -421,12 +408,6 @@ def _write_private(path: Path, text: str) -> None:
     os.chmod(path, 0o600)
 
 
-def _module_files(module: Path) -> Iterable[Path]:
-    for folder, dirs, files in os.walk(module):
-        dirs[:] = [d for d in dirs if d not in _SKIP_DIRS]
-        yield from (Path(folder) / name for name in files if not _SKIP_FILES.match(name))
-
-
 def _parse_line(line: str) -> dict[str, Any] | None:
     if not line.lstrip().startswith("{"):
         return None
@@ -437,216 +418,7 @@ def _parse_line(line: str) -> dict[str, Any] | None:
     return parsed if isinstance(parsed, dict) else None
 
 
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
-
-
-def _spawn(
-    argv: list[str],
-    *,
-    cwd: Path,
-    env: dict[str, str],
-    timeout: float | None,
-    kill_grace: float,
-    on_line: Callable[[str], None],
-) -> tuple[int, str, bool]:
-    """Run ``argv`` in its own process group, stdout line by line; returns (exit code, stderr, timed out).
-
-    On timeout the group is interrupted (terraform stops cleanly and releases its lock), then
-    killed if it is still running ``kill_grace`` seconds later.
-    """
-    proc = subprocess.Popen(  # noqa: S603 - argv list, no shell; values travel in files
-        argv,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
-        start_new_session=True,
-    )
-    finished, timed_out = threading.Event(), threading.Event()
-    errors: list[str] = []
-
-    def watchdog() -> None:
-        if not finished.wait(timeout):
-            timed_out.set()
-            _signal_group(proc.pid, signal.SIGINT)
-            if not finished.wait(kill_grace):
-                _signal_group(proc.pid, signal.SIGKILL)
-
-    reader = threading.Thread(target=lambda: errors.extend(proc.stderr or ()), daemon=True)
-    reader.start()
-    if timeout is not None:
-        threading.Thread(target=watchdog, daemon=True).start()
-    try:
-        for line in proc.stdout or ():
-            on_line(line)
-        code = proc.wait()
-    finally:
-        finished.set()
-        if proc.poll() is None:  # the caller was interrupted: leave no terraform behind
-            _signal_group(proc.pid, signal.SIGKILL)
-            proc.wait()
-        reader.join(timeout=10)
-    return code, "".join(errors), timed_out.is_set()
-
-
-def _has_anything(state: dict[str, Any] | None) -> bool:
+def has_anything(state: dict[str, Any] | None) -> bool:
     if not state:
         return False
     return bool(state.get("outputs")) or any(r.get("instances") for r in state.get("resources") or [])
-
-
-def _unwrap_outputs(raw: str) -> tuple[dict[str, Any], frozenset[str]]:
-    try:
-        data = json.loads(raw or "{}")
-    except ValueError:
-        data = {}
-    items = {name: item for name, item in data.items() if isinstance(item, dict)}
-    return {name: item.get("value") for name, item in items.items()}, frozenset(
-        name for name, item in items.items() if item.get("sensitive")
-    )
-
-
-def _plan_outcome(plan: dict[str, Any], exit_code: int) -> Outcome:
-    """An Outcome from ``show -json`` of a saved plan; output changes are listed when no resource changes."""
-    summary: list[str] = []
-    output_lines: list[str] = []
-    changes = 0
-    for change in plan.get("resource_changes") or []:
-        actions = (change.get("change") or {}).get("actions") or []
-        address = change.get("address", "?")
-        if actions and actions[0] not in _NOT_A_CHANGE:
-            changes += 1
-            summary.append(f"{_change_key(actions)} {address}")
-        elif change.get("previous_address"):
-            summary.append(f"~ move {change['previous_address']} -> {address}")
-    outputs: dict[str, Any] = {}
-    sensitive: set[str] = set()
-    planned = (plan.get("planned_values") or {}).get("outputs") or {}
-    for name, change in (plan.get("output_changes") or {}).items():
-        actions = change.get("actions") or []
-        if change.get("after_unknown") is True:
-            outputs[name] = KNOWN_AFTER_APPLY
-        elif "delete" not in actions:
-            outputs[name] = change.get("after")
-        if change.get("after_sensitive") is True or (planned.get(name) or {}).get("sensitive"):
-            sensitive.add(name)
-        if actions and actions[0] not in _NOT_A_CHANGE:
-            output_lines.append(f"{_change_key(actions)} output.{name}")
-    return Outcome(
-        changes=changes,
-        outputs=outputs,
-        summary=summary or output_lines,
-        no_changes=exit_code == 0,
-        sensitive=frozenset(sensitive),
-    )
-
-
-class TerraformBackend:
-    """Plans, applies, destroys and inspects terraform modules with the ``terraform`` (or ``tofu``) CLI."""
-
-    def __init__(self, *, kill_grace: float = 10.0) -> None:
-        self.kill_grace = kill_grace
-        """Seconds between interrupting a timed-out terraform and killing it."""
-
-    def _session(self, run: ComponentRun) -> _Session:
-        return _Session(run, _cli(run.terraform.binary), self.kill_grace)
-
-    def plan(self, run: ComponentRun) -> Outcome:
-        """``plan -out`` then ``show -json``: a line per changed address, outputs (unknown ones as placeholders)."""
-        session = self._session(run)
-        session.prepare()
-        result = session.call("plan", "-input=false", "-no-color", "-json", "-detailed-exitcode", f"-out={PLAN_FILE}")
-        if result.code not in (0, 2):
-            raise session.failure("plan", result)
-        try:
-            shown = session.call("show", "-json", "-no-color", PLAN_FILE, json_lines=False, quiet=True)
-        finally:
-            (session.workdir / PLAN_FILE).unlink(missing_ok=True)  # it holds every variable in clear text
-        if shown.code != 0:
-            raise session.failure("show", shown)
-        return _plan_outcome(json.loads(shown.stdout), result.code)
-
-    def apply(self, run: ComponentRun) -> Outcome:
-        """``apply -auto-approve -json`` streamed to the log, then the outputs."""
-        session = self._session(run)
-        session.prepare()
-        result = session.call("apply", "-input=false", "-no-color", "-json", "-auto-approve")
-        if result.code != 0:
-            raise session.failure("apply", result)
-        counts = result.counts("apply")
-        changes = counts.get("add", 0) + counts.get("change", 0) + counts.get("remove", 0)
-        outputs, sensitive = self._read_outputs(session)
-        return Outcome(
-            changes=changes,
-            outputs=outputs,
-            summary=result.planned_lines(),
-            no_changes=changes == 0,
-            sensitive=sensitive,
-        )
-
-    def destroy(self, run: ComponentRun) -> Outcome:
-        """``destroy -auto-approve -json``; a component with no (local) state is ``no_changes``."""
-        session = self._session(run)
-        if session.nothing_deployed():
-            return Outcome(no_changes=True)
-        session.prepare()
-        result = session.call("destroy", "-input=false", "-no-color", "-json", "-auto-approve")
-        if result.code != 0:
-            raise session.failure("destroy", result)
-        removed = result.counts("destroy").get("remove", 0)
-        return Outcome(changes=removed, summary=result.planned_lines(), no_changes=removed == 0)
-
-    def outputs(self, run: ComponentRun) -> dict[str, Any]:
-        """The state's outputs (``output -json``, unwrapped to name: value)."""
-        session = self._session(run)
-        if session.nothing_deployed():
-            return {}
-        session.prepare()
-        return self._read_outputs(session)[0]
-
-    def exists(self, run: ComponentRun) -> bool:
-        """Whether the state holds at least one resource or output (the state file, or ``show -json``; no refresh)."""
-        session = self._session(run)
-        if session.local_state:
-            return _has_anything(session.read_local_state())
-        session.prepare()
-        shown = session.call("show", "-json", "-no-color", json_lines=False, quiet=True)
-        if shown.code != 0:
-            raise session.failure("show", shown)
-        values = json.loads(shown.stdout or "{}").get("values") or {}
-        root = values.get("root_module") or {}
-        return bool(values.get("outputs") or root.get("resources") or root.get("child_modules"))
-
-    def drift(self, run: ComponentRun) -> Drift:
-        """``plan -refresh-only -detailed-exitcode``: drifted resources, and outputs that moved with them."""
-        session = self._session(run)
-        if session.nothing_deployed():
-            return Drift(supported=True, drifted=False)
-        session.prepare()
-        result = session.call("plan", "-refresh-only", "-input=false", "-no-color", "-json", "-detailed-exitcode")
-        if result.code not in (0, 2):
-            raise session.failure("plan -refresh-only", result)
-        if result.code == 0:
-            return Drift(supported=True, drifted=False)
-        resources: list[str] = []
-        for message in result.of_type("resource_drift"):
-            change = message.get("change") or {}
-            resources.append(f"{(change.get('resource') or {}).get('addr', '?')} ({change.get('action', 'update')})")
-        for message in result.of_type("outputs"):
-            for name, item in (message.get("outputs") or {}).items():
-                if (item or {}).get("action", "noop") not in _NOT_A_CHANGE:
-                    resources.append(f"output.{name} ({item['action']})")
-        return Drift(supported=True, drifted=True, resources=resources)
-
-    @staticmethod
-    def _read_outputs(session: _Session) -> tuple[dict[str, Any], frozenset[str]]:
-        shown = session.call("output", "-json", "-no-color", json_lines=False, quiet=True)
-        if shown.code != 0:
-            raise session.failure("output", shown)
-        return _unwrap_outputs(shown.stdout)

@@ -1,7 +1,7 @@
 """Azure Resource Manager backend: one template deployment per component, in a resource group.
 
 A component's ARM JSON template (or Bicep, compiled with ``bicep build --stdout``) is
-deployed in Incremental mode as deployment ``run.deployment_name`` into ``impl.resource_group``
+deployed in Incremental mode as deployment ``deployment_name(run)`` into ``impl.resource_group``
 (a group the component owns: created in the environment's location, deleted on destroy) or
 else the environment's ``resource_group`` (default ``strata-<env>``; created when missing).
 
@@ -25,7 +25,7 @@ through the resources client's pipeline (same credential, retries and TLS settin
 Long-running operations are polled every ``polling_interval`` seconds when Azure sends no
 Retry-After (``ArmBackend(polling_interval=...)`` or ``$STRATA_ARM_POLLING_INTERVAL``).
 
-Every Azure SDK exception is mapped in ``arm_support.azure_errors``; transient ones (429, 5xx,
+Every Azure SDK exception is mapped in ``support.azure_errors``; transient ones (429, 5xx,
 dropped connections) are retried by ``_call`` with backoff, on top of the SDK's own bounded
 retry policy (which honours Retry-After).
 """
@@ -46,7 +46,8 @@ from azure.mgmt.resource.deployments.models import (
     DeploymentWhatIfSettings,
 )
 
-from strataflow.backends.arm_support import (
+from strataflow.backends.arm import ArmImpl
+from strataflow.backends.arm.support import (
     DEFAULT_ENDPOINT,
     DRIFT_CHANGES,
     Clients,
@@ -67,7 +68,7 @@ from strataflow.backends.arm_support import (
     unwrap_outputs,
 )
 from strataflow.backends.base import ComponentRun, Drift, Outcome, mask
-from strataflow.config import ArmImpl, AzureTarget
+from strataflow.config import AzureTarget
 from strataflow.errors import (
     AccountMismatch,
     BackendError,
@@ -80,6 +81,12 @@ from strataflow.errors import (
 SUBSCRIPTIONS_API_VERSION = "2022-12-01"
 POLLING_ENV = "STRATA_ARM_POLLING_INTERVAL"
 T = TypeVar("T")
+
+
+def deployment_name(run: ComponentRun) -> str:
+    """The component's deployment: its own ``deployment_name`` or ``strata-<env>-<component>``."""
+    impl = run.impl
+    return (impl.deployment_name if isinstance(impl, ArmImpl) else None) or run.default_name
 
 
 class ArmBackend:
@@ -124,14 +131,14 @@ class ArmBackend:
             return Outcome(changes=len(lines), summary=lines)
         parameters = plain(run.parameters)
         deployment = Deployment(properties=deployment_properties(template, parameters))
-        run.log(f"validating {run.deployment_name} in {group}")
+        run.log(f"validating {deployment_name(run)} in {group}")
         self._call(
             run,
             clients,
             "validating the template",
-            lambda: clients.deploy.deployments.begin_validate(group, run.deployment_name, deployment).result(),
+            lambda: clients.deploy.deployments.begin_validate(group, deployment_name(run), deployment).result(),
         )
-        run.log(f"what-if of {run.deployment_name} in {group}")
+        run.log(f"what-if of {deployment_name(run)} in {group}")
         changes = self._what_if(run, clients, group, template, parameters)
         lines, counted = change_lines(changes)
         return Outcome(changes=counted, summary=lines, no_changes=counted == 0)
@@ -151,20 +158,20 @@ class ArmBackend:
             properties=deployment_properties(template, plain(run.parameters)),
             tags={k: v[:256] for k, v in tags.items() if v},
         )
-        run.log(f"deploying {run.deployment_name} into {group} (Incremental)")
+        run.log(f"deploying {deployment_name(run)} into {group} (Incremental)")
         started = time.monotonic()
         poller = self._call(
             run,
             clients,
             "starting the deployment",
-            lambda: clients.deploy.deployments.begin_create_or_update(group, run.deployment_name, deployment),
+            lambda: clients.deploy.deployments.begin_create_or_update(group, deployment_name(run), deployment),
         )
         try:
             with azure_errors(run, "deploying", clients.secrets):
                 poller.wait(run.timeout)
                 if not poller.done():
                     raise CommandTimeout(
-                        f"{run.component}: deployment {run.deployment_name} still running after {run.timeout:g} s",
+                        f"{run.component}: deployment {deployment_name(run)} still running after {run.timeout:g} s",
                         env=run.env,
                         component=run.component,
                     )
@@ -177,7 +184,7 @@ class ArmBackend:
         outputs, sensitive = unwrap_outputs(raw.get("outputs") or {})
         resources = [short(r.get("id", "")) for r in raw.get("outputResources") or []]
         state, elapsed = raw.get("provisioningState"), time.monotonic() - started
-        run.log(f"deployment {run.deployment_name} {state} in {elapsed:.1f} s: {len(resources)} resources")
+        run.log(f"deployment {deployment_name(run)} {state} in {elapsed:.1f} s: {len(resources)} resources")
         return Outcome(
             changes=len(resources), outputs=outputs, summary=[f"deployed {r}" for r in resources], sensitive=sensitive
         )
@@ -200,7 +207,7 @@ class ArmBackend:
             return Outcome(changes=1, summary=[f"- Delete Microsoft.Resources/resourceGroups/{group}"])
         deployment = self._deployment(run, clients, group)
         if deployment is None:
-            return Outcome(no_changes=True, summary=[f"deployment {run.deployment_name} does not exist"])
+            return Outcome(no_changes=True, summary=[f"deployment {deployment_name(run)} does not exist"])
         versions = self._api_versions(run, clients, group)
         resources = [str(r.get("id", "")) for r in deployment.get("properties", {}).get("outputResources") or []]
         lines = []
@@ -211,7 +218,7 @@ class ArmBackend:
             run,
             clients,
             "deleting the deployment record",
-            lambda: clients.deploy.deployments.begin_delete(group, run.deployment_name).result(),
+            lambda: clients.deploy.deployments.begin_delete(group, deployment_name(run)).result(),
         )
         return Outcome(changes=len(lines), summary=lines, no_changes=not lines)
 
@@ -248,12 +255,12 @@ class ArmBackend:
             )
         deployment = self._deployment(run, clients, group)
         if deployment is None:
-            return Drift(supported=True, drifted=True, resources=[f"deployment {run.deployment_name}: missing"])
+            return Drift(supported=True, drifted=True, resources=[f"deployment {deployment_name(run)}: missing"])
         exported = self._call(
             run,
             clients,
             "exporting the applied template",
-            lambda: clients.deploy.deployments.export_template(group, run.deployment_name),
+            lambda: clients.deploy.deployments.export_template(group, deployment_name(run)),
         )
         applied = deployment.get("properties", {}).get("parameters") or {}
         current = plain(run.parameters)
@@ -392,7 +399,7 @@ class ArmBackend:
             run,
             clients,
             "what-if",
-            lambda: clients.deploy.deployments.begin_what_if(group, run.deployment_name, request).result(),
+            lambda: clients.deploy.deployments.begin_what_if(group, deployment_name(run), request).result(),
         )
         raw = result.as_dict()
         if raw.get("error"):
@@ -410,7 +417,7 @@ class ArmBackend:
     def _deployment(self, run: ComponentRun, clients: Clients, group: str) -> dict[str, Any] | None:
         def get() -> dict[str, Any] | None:
             try:
-                return clients.deploy.deployments.get(group, run.deployment_name).as_dict()
+                return clients.deploy.deployments.get(group, deployment_name(run)).as_dict()
             except ResourceNotFoundError:
                 return None
 
@@ -426,7 +433,7 @@ class ArmBackend:
             run,
             clients,
             "listing the deployment operations",
-            lambda: [op.as_dict() for op in clients.deploy.deployment_operations.list(group, run.deployment_name)],
+            lambda: [op.as_dict() for op in clients.deploy.deployment_operations.list(group, deployment_name(run))],
         )
         reasons = []
         for operation in operations:
@@ -442,11 +449,11 @@ class ArmBackend:
         if props.get("provisioningState") == "Canceled":
             reasons = reasons or ["the deployment was canceled"]
         text = mask(
-            f"{run.component}: deployment {run.deployment_name} failed: " + "; ".join(reasons),
+            f"{run.component}: deployment {deployment_name(run)} failed: " + "; ".join(reasons),
             run.secrets | clients.secrets,
         )
         run.log(text)
-        return DeploymentFailed(text, env=run.env, component=run.component, deployment=run.deployment_name)
+        return DeploymentFailed(text, env=run.env, component=run.component, deployment=deployment_name(run))
 
     def _api_versions(self, run: ComponentRun, clients: Clients, group: str) -> dict[str, str]:
         """Resource type (lower case) -> API version, from the deployment's own template."""
@@ -454,7 +461,7 @@ class ArmBackend:
             run,
             clients,
             "exporting the applied template",
-            lambda: clients.deploy.deployments.export_template(group, run.deployment_name),
+            lambda: clients.deploy.deployments.export_template(group, deployment_name(run)),
         )
         versions: dict[str, str] = {}
 

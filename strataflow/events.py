@@ -1,4 +1,4 @@
-"""Progress events from a running flow to whoever watches in the same process (the CLI's live view).
+"""Events from a running flow to whoever watches in the same process (the command line's view).
 
 Pure and optional: a flow run by a worker has no listeners, and emitting costs nothing.
 """
