@@ -5,15 +5,21 @@ their ``base_url`` at it and trust its CA (``connection_verify=ca_path``). It an
 Azure's status codes, headers and error bodies:
 
 - ``GET /subscriptions/{id}`` (404 ``SubscriptionNotFound`` for any other subscription);
-- resource groups: PUT, GET, HEAD, DELETE (202 + ``Location`` polling);
-- deployments: PUT (201 + ``Azure-AsyncOperation``; Accepted -> Running -> Succeeded/Failed
-  over two polls), GET, HEAD, DELETE, ``validate``, ``whatIf`` (202 + ``Location``, then the
-  changes), ``exportTemplate``, ``operations`` (a failed operation carries its
-  ``statusMessage.error``);
-- resources created by deployments: GET, HEAD, DELETE by id.
+- resource groups: PUT, GET, HEAD, DELETE (202 + ``Location`` polling), and the list;
+- deployments at a resource group or at the subscription: PUT (201 + ``Azure-AsyncOperation``;
+  Accepted -> Running -> Succeeded/Failed over two polls), GET, HEAD, DELETE, the list,
+  ``validate``, ``whatIf`` (202 + ``Location``, then the changes), ``exportTemplate``,
+  ``operations`` (a failed operation carries its ``statusMessage.error``);
+- resources created by deployments: GET, HEAD, DELETE by id, and ``GET .../resources`` (by group
+  or subscription; child resources are listed too).
 
-Templates are evaluated by ``arm_templates`` / ``arm_expressions`` (documented there).
-Every request needs ``Authorization: Bearer <anything>`` (else 401) and an ``api-version``.
+Templates are evaluated by ``arm_templates``/``arm_plan``/``arm_engine`` with the expression
+language of ``arm_parser``/``arm_eval``/``arm_functions`` (the ARM template function library),
+providers' read-only properties from ``arm_resources``; request bodies and linked templates
+are read like ARM reads them (``arm_json``: comments and trailing commas allowed). A feature the
+sandbox lacks is refused with ``SandboxUnsupported`` ("... is not supported by the strataflow
+sandbox"), never with Azure's "function is not valid". Every request needs
+``Authorization: Bearer <anything>`` (else 401) and an ``api-version``.
 
 For tests, the ``ArmEmulator`` handle (``server.emulator``) can answer the next requests
 with faults (``inject_fault``: 429 with Retry-After, 500, ...), change or delete a resource
@@ -27,7 +33,10 @@ Its TLS certificate is signed by a private CA made on first use in ``cert_dir`` 
 which clients trust; ``server.pem`` for 127.0.0.1, ::1 and localhost), reused while valid.
 
 Modules: ``arm_emulator`` (requests, faults, groups, resources), ``arm_deployments``
-(deployments), ``arm_templates`` and ``arm_expressions`` (template semantics), ``arm_store``.
+(deployment routes), ``arm_engine`` (running deployments, nested ones included),
+``arm_templates``/``arm_plan`` (template semantics), ``arm_links`` (linked templates on
+loopback), ``arm_resources``/``arm_resource_types`` (read-only properties, ``list*``),
+the expression modules listed in ``arm_expressions``, and ``arm_store``.
 """
 
 from __future__ import annotations
@@ -191,6 +200,9 @@ class _Handler(BaseHTTPRequestHandler):
             reply = self.server.emulator.handle(self.command, self.path, headers, body, f"https://{host}")
         except (ValueError, KeyError, TypeError) as exc:  # a request the emulator cannot make sense of
             reply = Reply(400, {"error": {"code": "InvalidRequestContent", "message": f"Invalid request: {exc}"}})
+        except Exception as exc:  # noqa: BLE001 - a sandbox bug answers 500 like Azure, not a dropped connection
+            message = f"The strataflow sandbox failed to serve this request: {type(exc).__name__}: {exc}"
+            reply = Reply(500, {"error": {"code": "InternalServerError", "message": message}})
         data = b"" if reply.body is None or self.command == "HEAD" else json.dumps(reply.body).encode()
         self.send_response(reply.status)
         headers = {

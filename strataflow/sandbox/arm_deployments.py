@@ -1,83 +1,100 @@
 """Template deployments in the sandbox ARM emulator, with Azure's semantics.
 
-PUT validates synchronously (400 ``InvalidTemplate``), answers 201 with an
-``Azure-AsyncOperation`` URL, and the deployment moves Accepted -> Running -> Succeeded or
-Failed on the next two polls (of that URL or of the deployment). Resources are created in
-dependency order; one that fails (``Store.failure_marker`` in its name, or an expression
-that cannot be evaluated) is recorded as a failed operation with its own error, its
-dependents are skipped, its siblings still deploy (as on Azure, nothing is rolled back),
-and the deployment fails with ``DeploymentFailed`` pointing at the operations list.
+PUT validates synchronously (400 ``InvalidTemplate``, or ``SandboxUnsupported`` for a
+feature the sandbox lacks), answers 201 with an ``Azure-AsyncOperation`` URL, and the
+deployment moves Accepted -> Running -> Succeeded or Failed on the next two polls (of that
+URL or of the deployment). Deployments go to a resource group or, at
+``/subscriptions/{sub}/providers/Microsoft.Resources/deployments/{name}``, to the
+subscription. Execution (``arm_engine``): resources are created in dependency order; one
+that fails (``Store.failure_marker`` in its name, or an expression that cannot be evaluated)
+is recorded as a failed operation with its own error, its dependents are skipped, its
+siblings still deploy (as on Azure, nothing is rolled back), and the deployment fails with
+``DeploymentFailed`` pointing at the operations list.
 """
 
 from __future__ import annotations
 
 import copy
 import datetime as dt
-import hashlib
-import json
-import uuid
 from typing import Any
 
 from strataflow.sandbox import arm_templates as tpl
-from strataflow.sandbox.arm_expressions import ExpressionError, Scope, Unknown
+from strataflow.sandbox.arm_engine import Engine, Run, deployment_view
+from strataflow.sandbox.arm_json import loads_lenient
+from strataflow.sandbox.arm_links import fetch_json, link_uri
 from strataflow.sandbox.arm_store import ArmError, DeploymentRecord, Reply, Store, now
+from strataflow.sandbox.arm_values import ExpressionError, Unknown
 
-_FAILED = (
+FAILED_MESSAGE = (
     "At least one resource deployment operation failed. Please list deployment operations for details. "
     "Please see https://aka.ms/arm-deployment-operations for usage details."
 )
-_BAD_NAME = (
-    "Resource name {name} is invalid. The name can be up to 80 characters long. It must begin with a word "
-    "character, and it must end with a word character or with '_'. The name may contain word characters or "
-    "'.', '-', '_'."
-)
+
+
+def _template_of(props: dict[str, Any]) -> tuple[Any, str | None, dict[str, Any]]:
+    """``(template, link, parameters)`` of a deployment's properties, following loopback links."""
+    template, link = props.get("template"), None
+    if isinstance(template, str):  # a template sent as text (comments and all)
+        try:
+            template = loads_lenient(template)
+        except ValueError as exc:
+            raise tpl.InvalidTemplate(f"The template is not valid JSON: {exc}.", "InvalidRequestContent") from exc
+    if isinstance(props.get("templateLink"), dict):
+        link = link_uri(props["templateLink"], None)
+        template = fetch_json(link)
+    parameters = props.get("parameters") or {}
+    if isinstance(props.get("parametersLink"), dict):
+        document = fetch_json(link_uri(props["parametersLink"], None)) or {}
+        parameters = document.get("parameters", {}) if isinstance(document, dict) else {}
+    return template, link, parameters
 
 
 class DeploymentRoutes:
-    """``/subscriptions/{sub}/resourcegroups/{rg}/providers/Microsoft.Resources/deployments/{name}[/...]``."""
+    """``/subscriptions/{sub}[/resourcegroups/{rg}]/providers/Microsoft.Resources/deployments/{name}[/...]``."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.engine = Engine(store)
 
-    # --- evaluation -------------------------------------------------------------------
+    @staticmethod
+    def _key(sub: str, rg: str | None, name: str) -> tuple[str, str, str]:
+        return (sub.lower(), (rg or "").lower(), name.lower())
 
-    def scope(self, sub: str, rg: str, template: dict[str, Any]) -> Scope:
-        group = self.store.group(sub, rg)
-        variables = template.get("variables", {}) or {}
-        scope = Scope(sub, self.store.tenant_id, group["name"], group["location"], {}, variables)
-        scope.reference = lambda target, full: self._reference(scope, template, target, full)
-        return scope
-
-    def _reference(self, scope: Scope, template: dict[str, Any], target: str, full: bool) -> Any:
-        resource_id = target
-        if not target.startswith("/"):  # a resource of this template, named by its name
-            for item in tpl.plan_resources(template, scope):
-                if target.lower() in (item.name.lower(), f"{item.type}/{item.name}".lower()):
-                    resource_id = item.id
-        found = self.store.resources.get(resource_id.lower())
-        if found is None:
-            raise Unknown(target)
-        return copy.deepcopy(found if full else found.get("properties", {}))
-
-    def prepare(self, sub: str, rg: str, payload: dict[str, Any]) -> tuple[dict[str, Any], Scope, list[tpl.Planned]]:
+    def prepare(self, sub: str, rg: str | None, name: str, payload: dict[str, Any], *, strict: bool = False) -> Run:
         """Preflight: the group exists, the template and parameters are valid (else 400)."""
         props = payload.get("properties") or {}
-        if "templateLink" in props or "parametersLink" in props:
-            raise ArmError(400, "InvalidTemplate", "The sandbox ARM emulator does not support templateLink.")
-        template = props.get("template")
-        scope = self.scope(sub, rg, template if isinstance(template, dict) else {})
+        if rg is not None:
+            self.store.group(sub, rg)
+        elif not payload.get("location"):
+            raise ArmError(400, "LocationRequired", "The location property is required for this definition.")
         try:
+            template, link, parameters = _template_of(props)
             tpl.check_template(template)
             assert isinstance(template, dict)
-            tpl.bind_parameters(template, props.get("parameters") or {}, scope)
-            return template, scope, tpl.plan_resources(template, scope)
+            record = DeploymentRecord(
+                sub,
+                self.store.group(sub, rg)["name"] if rg is not None else None,
+                name,
+                template,
+                str(props.get("mode", "Incremental")),
+                payload.get("tags") or {},
+                {},
+            )
+            record.template_link = link
+            record.location = str(payload["location"]).lower().replace(" ", "") if rg is None else None
+            run = self.engine.new_run(record, template, strict=strict)
+            record.parameters = tpl.bind_parameters(template, parameters, run.scope)
+            self.engine.bind(run)
+            run.plan = tpl.plan(template, run.scope, run.base)
+            return run
         except tpl.InvalidTemplate as exc:
             raise ArmError(400, exc.code, exc.message) from exc
 
     # --- routes -----------------------------------------------------------------------
 
-    def put(self, sub: str, rg: str, name: str, payload: dict[str, Any], base: str) -> Reply:
-        key = (sub.lower(), rg.lower(), name.lower())
+    def put(self, sub: str, rg: str | None, name: str, payload: dict[str, Any], base: str) -> Reply:
+        """Create or replace a deployment: validated now, run over the next polls."""
+        key = self._key(sub, rg, name)
         previous = self.store.deployments.get(key)
         if previous is not None and previous.state in ("Accepted", "Running"):
             raise ArmError(
@@ -86,33 +103,37 @@ class DeploymentRoutes:
                 f"Unable to edit or replace deployment '{name}': previous deployment from "
                 f"'{previous.started.isoformat()}' is still active (state: {previous.state}).",
             )
-        template, scope, _ = self.prepare(sub, rg, payload)
-        props = payload.get("properties") or {}
-        record = DeploymentRecord(
-            sub,
-            self.store.group(sub, rg)["name"],
-            name,
-            template,
-            str(props.get("mode", "Incremental")),
-            payload.get("tags") or {},
-            dict(scope.parameters),
-        )
+        record = self.prepare(sub, rg, name, payload).record
         self.store.deployments[key] = record
         status_url = f"{base}{record.id}/operationStatuses/{record.op}?api-version=2026-06-01"
-        return Reply(201, self.view(record), {"Azure-AsyncOperation": status_url})
+        return Reply(201, deployment_view(record), {"Azure-AsyncOperation": status_url})
 
-    def get(self, sub: str, rg: str, name: str) -> Reply:
+    def get(self, sub: str, rg: str | None, name: str) -> Reply:
+        """The deployment (each GET advances a running one)."""
         record = self.store.deployment(sub, rg, name)
         self._advance(record)
-        return Reply(200, self.view(record))
+        return Reply(200, deployment_view(record))
 
-    def head(self, sub: str, rg: str, name: str) -> Reply:
-        self.store.group(sub, rg)
-        return Reply(204 if (sub.lower(), rg.lower(), name.lower()) in self.store.deployments else 404)
+    def list(self, sub: str, rg: str | None) -> Reply:
+        """Every deployment at the group (or subscription), nested ones included."""
+        if rg is not None:
+            self.store.group(sub, rg)
+        found = [r for k, r in self.store.deployments.items() if k[:2] == (sub.lower(), (rg or "").lower())]
+        for record in found:
+            self._advance(record)
+        return Reply(200, {"value": [deployment_view(r) for r in found]})
 
-    def delete(self, sub: str, rg: str, name: str, base: str) -> Reply:
-        self.store.group(sub, rg)
-        key = (sub.lower(), rg.lower(), name.lower())
+    def head(self, sub: str, rg: str | None, name: str) -> Reply:
+        """204 when the deployment exists, else 404."""
+        if rg is not None:
+            self.store.group(sub, rg)
+        return Reply(204 if self._key(sub, rg, name) in self.store.deployments else 404)
+
+    def delete(self, sub: str, rg: str | None, name: str, base: str) -> Reply:
+        """Delete the deployment record (not its resources), as a polled operation."""
+        if rg is not None:
+            self.store.group(sub, rg)
+        key = self._key(sub, rg, name)
         if key not in self.store.deployments:
             return Reply(204)
 
@@ -122,7 +143,8 @@ class DeploymentRoutes:
 
         return self.store.start_operation(sub, base, finish)
 
-    def status(self, sub: str, rg: str, name: str, op: str) -> Reply:
+    def status(self, sub: str, rg: str | None, name: str, op: str) -> Reply:
+        """The ``Azure-AsyncOperation`` status of a deployment."""
         record = self.store.deployment(sub, rg, name)
         if record.op != op:
             raise ArmError(404, "OperationNotFound", f"The operation '{op}' could not be found.")
@@ -132,19 +154,21 @@ class DeploymentRoutes:
             body["error"] = record.error
         return Reply(200, body)
 
-    def operations(self, sub: str, rg: str, name: str) -> Reply:
+    def operations(self, sub: str, rg: str | None, name: str) -> Reply:
+        """The deployment's operations, one per resource."""
         return Reply(200, {"value": self.store.deployment(sub, rg, name).operations})
 
-    def action(self, sub: str, rg: str, name: str, action: str, payload: dict[str, Any], base: str) -> Reply:
+    def action(self, sub: str, rg: str | None, name: str, action: str, payload: dict[str, Any], base: str) -> Reply:
+        """``exportTemplate``, ``validate`` or ``whatIf``."""
         if action.lower() == "exporttemplate":
             return Reply(200, {"template": self.store.deployment(sub, rg, name).template})
         if action.lower() == "validate":
             return self._validate(sub, rg, name, payload)
-        return self._what_if(sub, rg, payload, base)
+        return self._what_if(sub, rg, name, payload, base)
 
-    def _validate(self, sub: str, rg: str, name: str, payload: dict[str, Any]) -> Reply:
+    def _validate(self, sub: str, rg: str | None, name: str, payload: dict[str, Any]) -> Reply:
         try:
-            template, scope, planned = self.prepare(sub, rg, payload)
+            run = self.prepare(sub, rg, name, payload)
         except ArmError as exc:
             if exc.status != 400:
                 raise
@@ -152,25 +176,28 @@ class DeploymentRoutes:
         props = {
             "provisioningState": "Succeeded",
             "mode": (payload.get("properties") or {}).get("mode", "Incremental"),
-            "parameters": tpl.parameters_view(template, scope.parameters),
+            "parameters": tpl.parameters_view(run.template, run.record.parameters),
             "timestamp": now(),
-            "validatedResources": [{"id": p.id} for p in planned],
+            "validatedResources": [{"id": p.id} for p in run.plan.items if not p.existing],
         }
-        deployment_id = f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Resources/deployments/{name}"
         return Reply(
-            200, {"id": deployment_id, "name": name, "type": "Microsoft.Resources/deployments", "properties": props}
+            200, {"id": run.record.id, "name": name, "type": "Microsoft.Resources/deployments", "properties": props}
         )
 
-    def _what_if(self, sub: str, rg: str, payload: dict[str, Any], base: str) -> Reply:
-        _, scope, planned = self.prepare(sub, rg, payload)
+    def _what_if(self, sub: str, rg: str | None, name: str, payload: dict[str, Any], base: str) -> Reply:
+        run = self.prepare(sub, rg, name, payload)
         desired = []
-        for item in planned:
+        for item in run.plan.items:
+            if item.existing:
+                continue
             try:
-                desired.append(tpl.materialize(item, scope, unknown_as_text=True))
+                desired.append(tpl.materialize(item, run.scope, unknown_as_text=True))
             except ExpressionError as exc:
-                raise ArmError(400, "InvalidTemplate", f"Deployment template validation failed: '{exc}'") from exc
+                error = tpl.invalid(exc)
+                raise ArmError(400, error.code, error.message) from exc
         mode = str((payload.get("properties") or {}).get("mode", "Incremental"))
-        changes = tpl.what_if(desired, copy.deepcopy(self.store.resources_in(sub, rg)), mode)
+        existing = self.store.resources_in(sub, rg) if rg is not None else []
+        changes = tpl.what_if(desired, copy.deepcopy(existing), mode)
         result = Reply(200, {"status": "Succeeded", "properties": {"changes": changes}})
         return self.store.start_operation(sub, base, lambda: result)
 
@@ -185,108 +212,24 @@ class DeploymentRoutes:
 
     def _execute(self, record: DeploymentRecord) -> None:
         """Create the template's resources in dependency order, one operation each."""
-        scope = self.scope(record.sub, record.group, record.template)
-        scope.parameters = record.parameters
-        failed: set[str] = set()
-        planned = tpl.plan_resources(record.template, scope)
-        for item in planned:
-            if any(d.lower() in failed for d in item.depends_on):
-                failed.add(item.id.lower())
-                continue
-            error, body = self._materialize(item, scope)
-            if error is not None:
-                failed.add(item.id.lower())
-                self._record(record, item, "Failed", "BadRequest", error)
-                continue
-            children = tpl.computed(body, scope)
-            self.store.drop_resources(item.id)
-            self.store.resources[item.id.lower()] = body
-            for child in children:
-                self.store.resources[child["id"].lower()] = child
-            record.output_resources.append(item.id)
-            self._record(record, item, "Succeeded", "OK", None)
-        if failed:
-            inner = [
-                op["properties"]["statusMessage"]["error"]
-                for op in record.operations
-                if op["properties"]["provisioningState"] == "Failed"
-            ]
+        run = self.engine.new_run(record, record.template, strict=True)
+        run.scope.parameters = record.parameters
+        self.engine.bind(run)
+        try:
+            run.plan = tpl.plan(record.template, run.scope, run.base)
+        except tpl.InvalidTemplate as exc:
             record.state = "Failed"
-            record.error = {"code": "DeploymentFailed", "message": _FAILED, "details": inner}
+            record.error = {"code": exc.code, "message": exc.message}
             return
-        if record.mode.lower() == "complete":
-            keep = {i.id.lower() for i in planned}
+        try:
+            self.engine.execute(run)
+        except Unknown as exc:  # pragma: no cover - the engine defers these itself
+            record.state = "Failed"
+            record.error = {"code": "InvalidTemplate", "message": f"'{exc}' was never deployed."}
+            return
+        if record.state == "Succeeded" and record.mode.lower() == "complete" and record.group is not None:
+            keep = {rid.lower() for rid in record.output_resources}
             for resource in self.store.resources_in(record.sub, record.group):
                 key = resource["id"].lower()
                 if key not in keep and not any(key.startswith(k + "/") for k in keep):
                     self.store.drop_resources(key)
-        try:
-            record.outputs = tpl.evaluate_outputs(record.template, scope)
-            record.state = "Succeeded"
-        except (ExpressionError, Unknown, tpl.InvalidTemplate) as exc:
-            record.state = "Failed"
-            record.error = {
-                "code": "DeploymentOutputEvaluationFailed",
-                "message": f"Unable to evaluate template outputs: '{exc}'.",
-            }
-
-    def _materialize(self, item: tpl.Planned, scope: Scope) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-        """``(error, body)``: the resource's body, or why the resource provider refuses it."""
-        try:
-            body = tpl.materialize(item, scope)
-        except (ExpressionError, Unknown) as exc:
-            message = f"Unable to process template language expressions for resource '{item.id}': '{exc}'"
-            return {"code": "InvalidTemplate", "message": message}, {}
-        marker = self.store.failure_marker
-        if marker and marker.lower() in item.name.lower():
-            return {"code": "InvalidResourceName", "message": _BAD_NAME.format(name=item.name.split("/")[-1])}, body
-        return None, body
-
-    def _record(
-        self, record: DeploymentRecord, item: tpl.Planned, state: str, status: str, error: dict[str, Any] | None
-    ) -> None:
-        props: dict[str, Any] = {
-            "provisioningOperation": "Create",
-            "provisioningState": state,
-            "timestamp": now(),
-            "duration": "PT0.1S",
-            "trackingId": str(uuid.uuid4()),
-            "serviceRequestId": str(uuid.uuid4()),
-            "statusCode": status,
-            "targetResource": {"id": item.id, "resourceType": item.type, "resourceName": item.name},
-        }
-        if error is not None:
-            props["statusMessage"] = {"status": "Failed", "error": error}
-        operation_id = uuid.uuid4().hex[:16].upper()
-        record.operations.append(
-            {"id": f"{record.id}/operations/{operation_id}", "operationId": operation_id, "properties": props}
-        )
-
-    def view(self, record: DeploymentRecord) -> dict[str, Any]:
-        """The deployment as GET answers it."""
-        end = record.finished or dt.datetime.now(dt.UTC)
-        template_hash = hashlib.sha256(json.dumps(record.template, sort_keys=True).encode()).hexdigest()
-        props: dict[str, Any] = {
-            "templateHash": str(int(template_hash[:15], 16)),
-            "parameters": tpl.parameters_view(record.template, record.parameters),
-            "mode": record.mode,
-            "provisioningState": record.state,
-            "timestamp": now(),
-            "duration": f"PT{(end - record.started).total_seconds():.3f}S",
-            "correlationId": record.correlation,
-            "providers": [],
-            "dependencies": [],
-        }
-        if record.state == "Succeeded":
-            props["outputs"] = record.outputs
-        if record.state in ("Succeeded", "Failed"):
-            props["outputResources"] = [{"id": rid} for rid in record.output_resources]
-        if record.error is not None:
-            props["error"] = record.error
-        return {
-            "id": record.id,
-            "name": record.name,
-            "type": "Microsoft.Resources/deployments",
-            "tags": record.tags,
-            "properties": props,
-        }

@@ -15,19 +15,33 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from strataflow.sandbox.arm_deployments import DeploymentRoutes
+from strataflow.sandbox.arm_json import loads_lenient
 from strataflow.sandbox.arm_store import SANDBOX_TENANT, ArmError, Reply, Store
 
 _GROUP = r"/subscriptions/(?P<sub>[^/]+)/resourcegroups/(?P<rg>[^/]+)"
-_DEPLOYMENT = _GROUP + r"(?:/providers/microsoft\.resources)?/deployments/(?P<name>[^/]+)"
+_DEPLOYMENTS = _GROUP + r"(?:/providers/microsoft\.resources)?/deployments"
+_DEPLOYMENT = _DEPLOYMENTS + r"/(?P<name>[^/]+)"
+_SUB_DEPLOYMENTS = r"/subscriptions/(?P<sub>[^/]+)/providers/microsoft\.resources/deployments"
+_SUB_DEPLOYMENT = _SUB_DEPLOYMENTS + r"/(?P<name>[^/]+)"
 _ROUTES = [
     ("subscription", r"/subscriptions/(?P<sub>[^/]+)"),
     ("operation", r"/subscriptions/(?P<sub>[^/]+)/operationresults/(?P<op>[^/]+)"),
+    ("subscription_resources", r"/subscriptions/(?P<sub>[^/]+)/resources"),
+    ("groups", r"/subscriptions/(?P<sub>[^/]+)/resourcegroups"),
     ("group", _GROUP),
+    ("group_resources", _GROUP + r"/resources"),
+    ("deployments", _DEPLOYMENTS),
+    ("deployments", _SUB_DEPLOYMENTS),
     ("deployment", _DEPLOYMENT),
+    ("deployment", _SUB_DEPLOYMENT),
     ("deployment_action", _DEPLOYMENT + r"/(?P<action>validate|whatif|exporttemplate)"),
+    ("deployment_action", _SUB_DEPLOYMENT + r"/(?P<action>validate|whatif|exporttemplate)"),
     ("deployment_operations", _DEPLOYMENT + r"/operations"),
+    ("deployment_operations", _SUB_DEPLOYMENT + r"/operations"),
     ("deployment_status", _DEPLOYMENT + r"/operationstatuses/(?P<op>[^/]+)"),
+    ("deployment_status", _SUB_DEPLOYMENT + r"/operationstatuses/(?P<op>[^/]+)"),
     ("resource", _GROUP + r"/providers/(?P<rest>.+)"),
+    ("sub_resource", r"/subscriptions/(?P<sub>[^/]+)/providers/(?P<rest>(?!microsoft\.resources/deployments).+)"),
 ]
 _COMPILED = [(name, re.compile(pattern + "$", re.IGNORECASE)) for name, pattern in _ROUTES]
 _FAULT_CODES = {429: "TooManyRequests", 500: "InternalServerError", 503: "ServiceUnavailable"}
@@ -158,7 +172,7 @@ class ArmEmulator(Store):
             message = "The api-version query parameter (?api-version=) is required for all requests."
             raise ArmError(400, "MissingApiVersionParameter", message)
         try:
-            payload = json.loads(body) if body else {}
+            payload = loads_lenient(body) if body else {}
         except ValueError as exc:
             raise ArmError(400, "InvalidRequestContent", f"The request content was not valid JSON: {exc}") from exc
         for route, pattern in _COMPILED:
@@ -173,26 +187,35 @@ class ArmEmulator(Store):
 
     def _route(self, route: str, method: str, args: dict[str, str], payload: Any, base: str) -> Reply:
         sub = args["sub"]
+        rg = args.get("rg")
+        name = args.get("name", "")
         deploy = self.deploy
         handlers: dict[tuple[str, str], Any] = {
             ("subscription", "GET"): lambda: self._subscription(sub),
             ("operation", "GET"): lambda: self.poll_operation(args["op"]),
+            ("subscription_resources", "GET"): lambda: self._list_resources(sub, None),
+            ("groups", "GET"): lambda: Reply(
+                200, {"value": [g for (s, _), g in self.groups.items() if s == sub.lower()]}
+            ),
             ("group", "PUT"): lambda: self._put_group(sub, args["rg"], payload),
             ("group", "GET"): lambda: Reply(200, self.group(sub, args["rg"])),
             ("group", "HEAD"): lambda: Reply(204 if (sub.lower(), args["rg"].lower()) in self.groups else 404),
             ("group", "DELETE"): lambda: self._delete_group(sub, args["rg"], base),
-            ("deployment", "PUT"): lambda: deploy.put(sub, args["rg"], args["name"], payload, base),
-            ("deployment", "GET"): lambda: deploy.get(sub, args["rg"], args["name"]),
-            ("deployment", "HEAD"): lambda: deploy.head(sub, args["rg"], args["name"]),
-            ("deployment", "DELETE"): lambda: deploy.delete(sub, args["rg"], args["name"], base),
-            ("deployment_action", "POST"): lambda: deploy.action(
-                sub, args["rg"], args["name"], args["action"], payload, base
-            ),
-            ("deployment_operations", "GET"): lambda: deploy.operations(sub, args["rg"], args["name"]),
-            ("deployment_status", "GET"): lambda: deploy.status(sub, args["rg"], args["name"], args["op"]),
+            ("group_resources", "GET"): lambda: self._list_resources(sub, args["rg"]),
+            ("deployments", "GET"): lambda: deploy.list(sub, rg),
+            ("deployment", "PUT"): lambda: deploy.put(sub, rg, name, payload, base),
+            ("deployment", "GET"): lambda: deploy.get(sub, rg, name),
+            ("deployment", "HEAD"): lambda: deploy.head(sub, rg, name),
+            ("deployment", "DELETE"): lambda: deploy.delete(sub, rg, name, base),
+            ("deployment_action", "POST"): lambda: deploy.action(sub, rg, name, args["action"], payload, base),
+            ("deployment_operations", "GET"): lambda: deploy.operations(sub, rg, name),
+            ("deployment_status", "GET"): lambda: deploy.status(sub, rg, name, args["op"]),
             ("resource", "GET"): lambda: Reply(200, self.resource(self._resource_id(args))),
             ("resource", "HEAD"): lambda: Reply(204 if self._resource_id(args).lower() in self.resources else 404),
             ("resource", "DELETE"): lambda: self._delete_resource(self._resource_id(args)),
+            ("sub_resource", "GET"): lambda: Reply(
+                200, self.resource(f"/subscriptions/{sub}/providers/{args['rest']}")
+            ),
         }
         handler = handlers.get((route, method))
         if handler is None:
@@ -292,6 +315,12 @@ class ArmEmulator(Store):
             return Reply(200)
 
         return self.start_operation(sub, base, finish)
+
+    def _list_resources(self, sub: str, rg: str | None) -> Reply:
+        """Resources - List (by group or subscription); child resources are listed too."""
+        if rg is not None:
+            self.group(sub, rg)
+        return Reply(200, {"value": [copy.deepcopy(r) for r in self.resources_in(sub, rg)]})
 
     def _resource_id(self, args: dict[str, str]) -> str:
         self.group(args["sub"], args["rg"])

@@ -45,7 +45,8 @@ class DeploymentRecord:
     """One deployment as ARM keeps it: template, parameters, state, outputs and operations."""
 
     sub: str
-    group: str
+    group: str | None
+    """The resource group, or None for a subscription deployment."""
     name: str
     template: dict[str, Any]
     mode: str
@@ -60,11 +61,15 @@ class DeploymentRecord:
     output_resources: list[str] = field(default_factory=list)
     operations: list[dict[str, Any]] = field(default_factory=list)
     error: dict[str, Any] | None = None
+    template_link: str | None = None
+    """The URI the template came from (``templateLink``), if any."""
+    location: str | None = None
+    """A subscription deployment's location."""
 
     @property
     def id(self) -> str:
-        group = f"/subscriptions/{self.sub}/resourceGroups/{self.group}"
-        return f"{group}/providers/Microsoft.Resources/deployments/{self.name}"
+        where = f"/subscriptions/{self.sub}" + (f"/resourceGroups/{self.group}" if self.group else "")
+        return f"{where}/providers/Microsoft.Resources/deployments/{self.name}"
 
 
 def now() -> str:
@@ -124,13 +129,16 @@ class Store:
         for key in [k for k in self.resources if k == prefix or k.startswith(prefix + "/")]:
             del self.resources[key]
 
-    def resources_in(self, sub: str, rg: str) -> list[dict[str, Any]]:
-        prefix = f"/subscriptions/{sub}/resourcegroups/{rg}/".lower()
-        return [r for k, r in self.resources.items() if k.startswith(prefix)]
+    def resources_in(self, sub: str, rg: str | None = None) -> list[dict[str, Any]]:
+        """The resources in a resource group (or, with ``rg`` None, in the whole subscription)."""
+        prefix = f"/subscriptions/{sub}/" + (f"resourcegroups/{rg}/" if rg is not None else "")
+        return [r for k, r in self.resources.items() if k.startswith(prefix.lower())]
 
-    def deployment(self, sub: str, rg: str, name: str) -> DeploymentRecord:
-        self.group(sub, rg)
-        found = self.deployments.get((sub.lower(), rg.lower(), name.lower()))
+    def deployment(self, sub: str, rg: str | None, name: str) -> DeploymentRecord:
+        """A deployment at a resource group (or, with ``rg`` None, at the subscription)."""
+        if rg is not None:
+            self.group(sub, rg)
+        found = self.deployments.get((sub.lower(), (rg or "").lower(), name.lower()))
         if found is None:
             raise ArmError(404, "DeploymentNotFound", f"Deployment '{name}' could not be found.")
         return found

@@ -1,33 +1,41 @@
-"""ARM template semantics for the sandbox emulator: parameters, resources, outputs, what-if.
+"""ARM template semantics for the sandbox emulator: checks, parameters, bodies, outputs, what-if.
 
 Pure functions over JSON-like values; the HTTP side lives in ``strataflow.sandbox.arm``.
-Supported template features: ``parameters`` (types, ``defaultValue``, ``allowedValues``),
-``variables``, ``resources`` (``condition``, ``dependsOn``, nested child ``resources``,
-extension resources with ``scope``) and ``outputs``. ``copy`` loops, ``functions``,
-``templateLink`` and symbolic-name templates (``languageVersion`` 2.0) are refused with
-``InvalidTemplate``, naming the feature. A few resource providers' read-only properties are
-filled in by ``computed`` (login servers, FQDNs, identity ids, ...), so outputs that read
-them through ``reference()`` work as on Azure.
+Supported: ``parameters`` (types, ``defaultValue``, ``allowedValues``, ``minLength``/
+``maxLength``, ``minValue``/``maxValue``, ``nullable``), ``variables`` (with ``copy``),
+user-defined ``functions``, ``resources`` (``condition``, ``copy``, ``dependsOn``, child
+``resources``, extension resources with ``scope``, nested deployments), ``outputs`` (with
+``condition`` and ``copy``), and ``languageVersion`` 2.0 templates (symbolic resource names,
+``existing`` resources). Planning lives in ``arm_plan``, providers' read-only properties in
+``arm_resources``. Features the sandbox lacks are refused with ``SandboxUnsupported``.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from strataflow.sandbox.arm_expressions import (
-    ExpressionError,
-    Scope,
-    Unknown,
-    check,
-    evaluate,
-    is_expression,
-    resource_path,
-)
+from strataflow.sandbox.arm_eval import ROOT, Frame, Scope, check, evaluate, expand_copy
+from strataflow.sandbox.arm_fn_deployment import resource_path
+from strataflow.sandbox.arm_parser import is_expression
+from strataflow.sandbox.arm_plan import DEPLOYMENTS, Plan, Planned, declarations, plan_resources
+from strataflow.sandbox.arm_values import ExpressionError, Unknown, Unsupported, kind
+
+__all__ = [
+    "InvalidTemplate",
+    "Plan",
+    "Planned",
+    "bind_parameters",
+    "check_template",
+    "evaluate_outputs",
+    "materialize",
+    "parameters_view",
+    "plan_resources",
+    "resource_path",
+    "user_functions",
+    "what_if",
+]
 
 TYPE_NAMES = {
     "string": "String",
@@ -38,22 +46,31 @@ TYPE_NAMES = {
     "object": "Object",
     "secureobject": "SecureObject",
 }
-_PY_TYPES: dict[str, type | tuple[type, ...]] = {
-    "string": str,
-    "securestring": str,
-    "int": int,
-    "bool": bool,
-    "array": list,
-    "object": dict,
-    "secureobject": dict,
+_PY_TYPES: dict[str, tuple[str, ...]] = {
+    "string": ("String",),
+    "securestring": ("String",),
+    "int": ("Integer",),
+    "bool": ("Boolean",),
+    "array": ("Array",),
+    "object": ("Object",),
+    "secureobject": ("Object",),
 }
 SECURE = frozenset({"securestring", "secureobject"})
 _COMPARED = ("location", "tags", "sku", "kind", "identity", "zones", "properties")
-_UNSUPPORTED = {
-    "copy": "copy loops",
-    "functions": "user-defined functions",
-    "languageVersion": "symbolic-name templates",
-}
+_LANGUAGE_VERSIONS = ("2.0", "1.10-experimental", "2.1-experimental", "1.9-experimental")
+_NOT_IN_BODY = (
+    "type",
+    "name",
+    "dependsOn",
+    "resources",
+    "condition",
+    "comments",
+    "scope",
+    "copy",
+    "existing",
+    "resourceGroup",
+    "subscriptionId",
+)
 
 
 class InvalidTemplate(Exception):
@@ -65,15 +82,24 @@ class InvalidTemplate(Exception):
         self.message = message
 
 
-@dataclass
-class Planned:
-    """One resource of a template, its id known, its body not yet evaluated."""
+def invalid(exc: ExpressionError) -> InvalidTemplate:
+    """An expression error as the deployment's 400 answer (unsupported features keep their code)."""
+    if isinstance(exc, Unsupported):
+        return InvalidTemplate(str(exc), exc.code)
+    return InvalidTemplate(f"Deployment template validation failed: '{exc}'")
 
-    decl: dict[str, Any]
-    type: str
-    name: str
-    id: str
-    depends_on: list[str]
+
+def user_functions(template: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"namespace.member": definition}`` (lower case) from the template's ``functions``."""
+    found: dict[str, Any] = {}
+    for namespace in template.get("functions") or []:
+        if not isinstance(namespace, dict) or not isinstance(namespace.get("members"), dict):
+            raise InvalidTemplate(
+                "Deployment template validation failed: each 'functions' entry needs a 'namespace' and 'members'."
+            )
+        for name, member in namespace["members"].items():
+            found[f"{namespace.get('namespace')}.{name}".lower()] = member
+    return found
 
 
 def check_template(template: Any) -> None:
@@ -82,32 +108,52 @@ def check_template(template: Any) -> None:
         raise InvalidTemplate(
             "The request content was invalid: the template must be a JSON object.", "InvalidRequestContent"
         )
-    for key, feature in _UNSUPPORTED.items():
-        if key in template:
-            raise InvalidTemplate(f"The sandbox ARM emulator does not support {feature} ('{key}').")
-    resources = template.get("resources", [])
-    if not isinstance(resources, list):
-        raise InvalidTemplate("Deployment template validation failed: 'resources' must be an array.")
-    for index, resource in enumerate(_flatten_decls(resources)):
-        if not isinstance(resource, dict) or not all(k in resource for k in ("type", "apiVersion", "name")):
+    version = template.get("languageVersion")
+    if version is not None and str(version) not in _LANGUAGE_VERSIONS:
+        raise InvalidTemplate(
+            f"Template languageVersion '{version}' is not supported by the strataflow sandbox.", "SandboxUnsupported"
+        )
+    for key in ("imports", "extensions"):
+        if template.get(key):
             raise InvalidTemplate(
-                f"Deployment template validation failed: the resource at index {index} "
-                "must have 'type', 'apiVersion' and 'name'."
+                f"The template's '{key}' section is not supported by the strataflow sandbox.", "SandboxUnsupported"
             )
-        if "copy" in resource:
-            raise InvalidTemplate("The sandbox ARM emulator does not support copy loops ('copy').")
+    resources = template.get("resources", [])
+    symbolic = version is not None
+    if not isinstance(resources, list) and not (symbolic and isinstance(resources, dict)):
+        raise InvalidTemplate("Deployment template validation failed: 'resources' must be an array.")
+    functions = user_functions(template)
+    for index, (_, resource) in enumerate(_flatten(declarations(template))):
+        if not isinstance(resource, dict) or not all(k in resource for k in ("type", "name")):
+            raise InvalidTemplate(
+                f"Deployment template validation failed: the resource at index {index} must have 'type', "
+                "'apiVersion' and 'name'."
+            )
+        if "apiVersion" not in resource and not resource.get("existing"):
+            raise InvalidTemplate(
+                f"Deployment template validation failed: the resource '{resource['name']}' must have 'apiVersion'."
+            )
+        loop = resource.get("copy")
+        if loop is not None and (not isinstance(loop, dict) or "count" not in loop):
+            raise InvalidTemplate(
+                f"Deployment template validation failed: the copy of resource '{resource['name']}' must be an "
+                "object with a 'name' and a 'count'."
+            )
     try:
-        check({k: v for k, v in template.items() if k in ("parameters", "variables", "resources", "outputs")})
+        sections = ("parameters", "variables", "resources", "outputs")
+        check({k: v for k, v in template.items() if k in sections}, functions)
+        for member in functions.values():
+            check(member.get("output"), functions)
     except ExpressionError as exc:
-        raise InvalidTemplate(f"Deployment template validation failed: '{exc}'") from exc
+        raise invalid(exc) from exc
 
 
-def _flatten_decls(resources: list[Any]) -> list[Any]:
-    found: list[Any] = []
-    for resource in resources:
-        found.append(resource)
+def _flatten(decls: list[tuple[str | None, Any]]) -> list[tuple[str | None, Any]]:
+    found: list[tuple[str | None, Any]] = []
+    for symbolic, resource in decls:
+        found.append((symbolic, resource))
         if isinstance(resource, dict) and isinstance(resource.get("resources"), list):
-            found.extend(_flatten_decls(resource["resources"]))
+            found.extend(_flatten([(None, r) for r in resource["resources"]]))
     return found
 
 
@@ -122,149 +168,159 @@ def bind_parameters(template: dict[str, Any], supplied: Mapping[str, Any], scope
             "file are not valid; they are not present in the original template and can therefore not be provided "
             "at deployment time. The only supported parameters for this template are "
             f"'{', '.join(declared)}'.'",
-            "InvalidTemplate",
         )
-    values: dict[str, Any] = {}
+    values = _Parameters(declared, supplied, scope)
     scope.parameters = values
-    for name, spec in declared.items():
-        kind = str(spec.get("type", "string")).lower()
-        given = next((v for k, v in supplied.items() if k.lower() == name.lower()), None)
-        if given is not None:
-            if not isinstance(given, dict) or "value" not in given:
+    bound = {name: values[name] for name in declared}
+    scope.parameters = bound
+    return bound
+
+
+class _Parameters(Mapping[str, Any]):
+    """Parameter values bound on first use, so a default may read a parameter declared after it."""
+
+    def __init__(self, declared: dict[str, Any], supplied: Mapping[str, Any], scope: Scope) -> None:
+        self.declared, self.supplied, self.scope = declared, supplied, scope
+        self.bound: dict[str, Any] = {}
+        self.binding: set[str] = set()
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self.bound:
+            if name in self.binding:
                 raise InvalidTemplate(
-                    f"The parameter '{name}' must be given as {{\"value\": ...}}.", "InvalidDeploymentParameterValue"
+                    f"Deployment template validation failed: 'The parameter '{name}' refers to itself through "
+                    "its default value.'"
                 )
-            value = given["value"]
-        elif "defaultValue" in spec:
+            self.binding.add(name)
             try:
-                value = evaluate(spec["defaultValue"], scope)
-            except ExpressionError as exc:
-                raise InvalidTemplate(f"Deployment template validation failed: '{exc}'") from exc
-        else:
+                self.bound[name] = _parameter(name, self.declared[name], self.supplied, self.scope)
+            finally:
+                self.binding.discard(name)
+        return self.bound[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.declared)
+
+    def __len__(self) -> int:
+        return len(self.declared)
+
+
+def _parameter(name: str, spec: dict[str, Any], supplied: Mapping[str, Any], scope: Scope) -> Any:
+    param_type = str(spec.get("type", "object" if "$ref" in spec else "string")).lower()
+    given = next((v for k, v in supplied.items() if k.lower() == name.lower()), None)
+    if isinstance(given, dict) and given.get("value", 0) is None and not spec.get("nullable"):
+        given = None  # a null value is no value: the default applies
+    if given is not None:
+        if not isinstance(given, dict) or "value" not in given:
+            if isinstance(given, dict) and "reference" in given:
+                raise InvalidTemplate(
+                    "A Key Vault parameter reference is not supported by the strataflow sandbox.", "SandboxUnsupported"
+                )
             raise InvalidTemplate(
-                f"Deployment template validation failed: 'The value for the template parameter '{name}' at line "
-                "'1' and column '1' is not provided. Please see https://aka.ms/arm-create-parameter-file for usage "
-                "details.'"
+                f"The parameter '{name}' must be given as {{\"value\": ...}}.", "InvalidDeploymentParameterValue"
             )
-        expected = _PY_TYPES.get(kind)
-        if expected is None:
-            raise InvalidTemplate(
-                f"Deployment template validation failed: the parameter '{name}' has unknown type '{kind}'."
-            )
-        if not isinstance(value, expected) or (kind == "int" and isinstance(value, bool)):
-            raise InvalidTemplate(
-                f"Deployment template validation failed: 'Template parameter JToken type is not valid. Expected "
-                f"'{TYPE_NAMES[kind]}'. Actual '{_json_kind(value)}'. Please see https://aka.ms/arm-deploy for usage "
-                f"details.' (parameter '{name}')"
-            )
-        allowed = spec.get("allowedValues")
-        if allowed is not None and value not in allowed:
+        value = given["value"]
+    elif "defaultValue" in spec:
+        try:
+            value = evaluate(spec["defaultValue"], scope, Frame(site="default"))
+        except ExpressionError as exc:
+            raise invalid(exc) from exc
+    elif spec.get("nullable"):
+        return None
+    else:
+        raise InvalidTemplate(
+            f"Deployment template validation failed: 'The value for the template parameter '{name}' at line "
+            "'1' and column '1' is not provided. Please see https://aka.ms/arm-create-parameter-file for usage "
+            "details.'"
+        )
+    if value is None and spec.get("nullable"):
+        return None
+    value = _coerce(param_type, value)
+    expected = _PY_TYPES.get(param_type)
+    if expected is None:
+        raise InvalidTemplate(
+            f"Deployment template validation failed: the parameter '{name}' has unknown type '{param_type}'."
+        )
+    if "$ref" not in spec and kind(value) not in expected:
+        raise InvalidTemplate(
+            f"Deployment template validation failed: 'Template parameter JToken type is not valid. Expected "
+            f"'{TYPE_NAMES[param_type]}'. Actual '{kind(value)}'. Please see https://aka.ms/arm-deploy for usage "
+            f"details.' (parameter '{name}')"
+        )
+    _constraints(name, spec, value)
+    return value
+
+
+def _coerce(param_type: str, value: Any) -> Any:
+    """ARM's conversions of supplied values: ``"42"`` for an int, ``"true"`` for a bool."""
+    if param_type == "int" and isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    if param_type == "bool" and isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return value
+
+
+def _constraints(name: str, spec: dict[str, Any], value: Any) -> None:
+    prefix = (
+        f"Deployment template validation failed: 'The provided value for the template parameter '{name}' is not valid."
+    )
+    allowed = spec.get("allowedValues")
+    if allowed is not None:
+        items = value if isinstance(value, list) else [value]
+        if any(item not in allowed for item in items):
             raise InvalidTemplate(
                 f"Deployment template validation failed: 'The provided value '{value}' for the template parameter "
                 f"'{name}' is not valid. The parameter value is not part of the allowed value(s): "
                 f"'{','.join(str(a) for a in allowed)}'.'"
             )
-        values[name] = value
-    return values
-
-
-def _json_kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "Boolean"
-    if isinstance(value, int):
-        return "Integer"
-    names: dict[type, str] = {str: "String", list: "Array", dict: "Object"}
-    return names.get(type(value), "Null")
+    if isinstance(value, (str, list)):
+        if "minLength" in spec and len(value) < int(spec["minLength"]):
+            raise InvalidTemplate(
+                f"{prefix} Length of the value should be greater than or equal to '{spec['minLength']}'.'"
+            )
+        if "maxLength" in spec and len(value) > int(spec["maxLength"]):
+            raise InvalidTemplate(
+                f"{prefix} Length of the value should be less than or equal to '{spec['maxLength']}'.'"
+            )
+    if isinstance(value, int) and not isinstance(value, bool):
+        if "minValue" in spec and value < int(spec["minValue"]):
+            raise InvalidTemplate(f"{prefix} The value should be greater than or equal to '{spec['minValue']}'.'")
+        if "maxValue" in spec and value > int(spec["maxValue"]):
+            raise InvalidTemplate(f"{prefix} The value should be less than or equal to '{spec['maxValue']}'.'")
 
 
 def parameters_view(template: dict[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
     """Parameters as a deployment GET shows them: typed, secure values left out."""
     view: dict[str, Any] = {}
     for name, spec in (template.get("parameters", {}) or {}).items():
-        kind = str(spec.get("type", "string")).lower()
-        entry: dict[str, Any] = {"type": TYPE_NAMES.get(kind, kind)}
-        if kind not in SECURE and name in values:
+        param_type = str(spec.get("type", "object" if "$ref" in spec else "string")).lower()
+        entry: dict[str, Any] = {"type": TYPE_NAMES.get(param_type, param_type)}
+        if param_type not in SECURE and name in values:
             entry["value"] = values[name]
         view[name] = entry
     return view
 
 
-def plan_resources(template: dict[str, Any], scope: Scope) -> list[Planned]:
-    """The template's resources (conditions applied, children flattened) in dependency order."""
-    planned: list[Planned] = []
-    try:
-        _collect(template.get("resources", []), scope, planned, parent=None)
-        by_id = {p.id.lower(): p for p in planned}
-        for item in planned:
-            raw = [evaluate(d, scope) for d in item.decl.get("dependsOn", [])]
-            item.depends_on = [*item.depends_on, *(_resolve(str(d), planned) for d in raw)]
-            item.depends_on = [d for d in item.depends_on if d.lower() in by_id]
-    except (ExpressionError, Unknown) as exc:
-        raise InvalidTemplate(f"Deployment template validation failed: '{exc}'") from exc
-    return _topological(planned)
-
-
-def _collect(resources: list[Any], scope: Scope, out: list[Planned], parent: Planned | None) -> None:
-    for decl in resources:
-        if "condition" in decl and not evaluate(decl["condition"], scope):
-            continue
-        kind, name = str(evaluate(decl["type"], scope)), str(evaluate(decl["name"], scope))
-        depends: list[str] = []
-        if parent is not None and "/" not in kind:
-            kind, name = f"{parent.type}/{kind}", f"{parent.name}/{name}"
-            depends.append(parent.id)
-        base = scope.group_id
-        if "scope" in decl:  # an extension resource: on a resource id, or 'NS/type/name' in this group
-            target = str(evaluate(decl["scope"], scope))
-            parts = target.strip("/").split("/")
-            base = (
-                target
-                if target.startswith("/")
-                else base + resource_path("/".join(parts[0:2] + parts[3::2]), parts[2::2])
-            )
-        resource_id = base + resource_path(kind, name.split("/"))
-        item = Planned(decl, kind, name, resource_id, depends)
-        out.append(item)
-        if isinstance(decl.get("resources"), list):
-            _collect(decl["resources"], scope, out, item)
-
-
-def _resolve(dependency: str, planned: list[Planned]) -> str:
-    lowered = dependency.lower()
-    for item in planned:
-        full = f"{item.type}/{item.name}".lower()
-        if lowered in (item.id.lower(), full, item.name.lower()) or item.id.lower().endswith("/" + lowered):
-            return item.id
-    raise InvalidTemplate(
-        f"Deployment template validation failed: 'The resource '{dependency}' is not defined in the template.'"
-    )
-
-
-def _topological(planned: list[Planned]) -> list[Planned]:
-    done: list[Planned] = []
-    placed: set[str] = set()
-    pending = list(planned)
-    while pending:
-        ready = [p for p in pending if all(d.lower() in placed for d in p.depends_on if d.lower() != p.id.lower())]
-        if not ready:
-            names = ", ".join(p.name for p in pending)
-            raise InvalidTemplate(
-                f"Deployment template validation failed: 'Circular dependency detected on resources: '{names}'.'"
-            )
-        for item in ready:
-            done.append(item)
-            placed.add(item.id.lower())
-            pending.remove(item)
-    return done
-
-
 def materialize(item: Planned, scope: Scope, *, unknown_as_text: bool = False) -> dict[str, Any]:
-    """The resource body the template asks for (no read-only properties)."""
+    """The resource body the template asks for (no read-only properties).
+
+    A nested deployment keeps its ``properties.template`` unevaluated: it is evaluated by the
+    nested deployment itself, in the scope ``expressionEvaluationOptions`` chooses.
+    """
     body: dict[str, Any] = {"id": item.id, "name": item.name, "type": item.type}
     for key, value in item.decl.items():
-        if key in ("type", "name", "dependsOn", "resources", "condition", "comments", "scope", "copy"):
+        if key in _NOT_IN_BODY:
             continue
-        body[key] = evaluate(value, scope, unknown_as_text=unknown_as_text)
+        if key == "properties" and item.type.lower() == DEPLOYMENTS and isinstance(value, dict):
+            raw = {k: v for k, v in value.items() if k != "template"}
+            props = evaluate(raw, scope, item.frame, unknown_as_text=unknown_as_text)
+            if "template" in value:
+                nested = value["template"]
+                expression = isinstance(nested, str) and is_expression(nested)
+                props["template"] = evaluate(nested, scope, item.frame) if expression else copy.deepcopy(nested)
+            body[key] = props
+            continue
+        body[key] = evaluate(value, scope, item.frame, unknown_as_text=unknown_as_text)
     body.setdefault("properties", {})
     return body
 
@@ -275,122 +331,33 @@ def evaluate_outputs(template: dict[str, Any], scope: Scope) -> dict[str, Any]:
     for name, spec in (template.get("outputs", {}) or {}).items():
         if "condition" in spec and not evaluate(spec["condition"], scope):
             continue
-        kind = str(spec.get("type", "string")).lower()
-        value = evaluate(spec.get("value"), scope)
-        expected = _PY_TYPES.get(kind)
-        if expected is not None and not isinstance(value, expected):
+        output_type = str(spec.get("type", "object" if "$ref" in spec else "string")).lower()
+        if isinstance(spec.get("copy"), dict):
+            value: Any = expand_copy({"name": "", **spec["copy"]}, scope, ROOT, default=True)
+        else:
+            value = evaluate(spec.get("value"), scope)
+        expected = _PY_TYPES.get(output_type)
+        if expected is not None and "$ref" not in spec and kind(value) not in expected and value is not None:
             raise InvalidTemplate(
-                f"The template output '{name}' is not valid: expected '{TYPE_NAMES[kind]}', got '{_json_kind(value)}'.",
+                f"The template output '{name}' is not valid: Template output JToken type is not valid. "
+                f"Expected '{TYPE_NAMES[output_type]}'. Actual '{kind(value)}'.",
                 "DeploymentOutputEvaluationFailed",
             )
-        entry: dict[str, Any] = {"type": TYPE_NAMES.get(kind, kind)}
-        if kind not in SECURE:
+        entry: dict[str, Any] = {"type": TYPE_NAMES.get(output_type, output_type)}
+        if output_type not in SECURE:
             entry["value"] = value
         outputs[name] = entry
     return outputs
 
 
-# --- resource providers' read-only properties ----------------------------------------
-
-
-def _guid_of(*parts: str) -> str:
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, "/".join(parts).lower()))
-
-
-def _short_hash(text: str, size: int = 8) -> str:
-    return hashlib.sha256(text.lower().encode()).hexdigest()[:size]
-
-
-def _identity(resource: dict[str, Any], scope: Scope) -> list[dict[str, Any]]:
-    props = resource["properties"]
-    props.setdefault("tenantId", scope.tenant_id)
-    props.setdefault("principalId", _guid_of(resource["id"], "principal"))
-    props.setdefault("clientId", _guid_of(resource["id"], "client"))
-    return []
-
-
-def _registry(resource: dict[str, Any], scope: Scope) -> list[dict[str, Any]]:
-    resource["properties"].setdefault("loginServer", f"{resource['name'].lower()}.azurecr.io")
-    return []
-
-
-def _cluster(resource: dict[str, Any], scope: Scope) -> list[dict[str, Any]]:
-    props, location = resource["properties"], str(resource.get("location", scope.location)).lower()
-    prefix = props.get("dnsPrefix", resource["name"])
-    props.setdefault("fqdn", f"{prefix}-{_short_hash(resource['id'])}.hcp.{location}.azmk8s.io")
-    props.setdefault("nodeResourceGroup", f"MC_{scope.resource_group}_{resource['name']}_{location}")
-    props.setdefault("kubernetesVersion", "1.29.9")
-    props.setdefault("powerState", {"code": "Running"})
-    kubelet = (
-        f"{scope.group_id}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{resource['name']}-agentpool"
-    )
-    props.setdefault(
-        "identityProfile",
-        {
-            "kubeletidentity": {
-                "resourceId": kubelet,
-                "clientId": _guid_of(kubelet, "client"),
-                "objectId": _guid_of(kubelet, "principal"),
-            }
-        },
-    )
-    if (props.get("oidcIssuerProfile") or {}).get("enabled"):
-        props["oidcIssuerProfile"]["issuerURL"] = (
-            f"https://{location}.oic.prod-aks.azure.com/{scope.tenant_id}/{_guid_of(resource['id'])}/"
-        )
-    return []
-
-
-def _workspace(resource: dict[str, Any], scope: Scope) -> list[dict[str, Any]]:
-    resource["properties"].setdefault("customerId", _guid_of(resource["id"], "customer"))
-    return []
-
-
-def _public_ip(resource: dict[str, Any], scope: Scope) -> list[dict[str, Any]]:
-    props, digest = resource["properties"], hashlib.sha256(resource["id"].lower().encode()).digest()
-    props.setdefault("ipAddress", f"20.{digest[0]}.{digest[1]}.{digest[2] or 1}")
-    dns = props.get("dnsSettings") or {}
-    if dns.get("domainNameLabel"):
-        location = str(resource.get("location", scope.location)).lower().replace(" ", "")
-        dns.setdefault("fqdn", f"{dns['domainNameLabel']}.{location}.cloudapp.azure.com")
-    return []
-
-
-def _virtual_network(resource: dict[str, Any], scope: Scope) -> list[dict[str, Any]]:
-    children = []
-    for subnet in resource["properties"].get("subnets", []) or []:
-        subnet_id = f"{resource['id']}/subnets/{subnet.get('name')}"
-        subnet["id"] = subnet_id
-        subnet.setdefault("properties", {})["provisioningState"] = "Succeeded"
-        children.append(
-            {
-                "id": subnet_id,
-                "name": f"{resource['name']}/{subnet.get('name')}",
-                "type": "Microsoft.Network/virtualNetworks/subnets",
-                "apiVersion": resource.get("apiVersion"),
-                "properties": copy.deepcopy(subnet["properties"]),
-            }
-        )
-    return children
-
-
-_COMPUTED: dict[str, Callable[[dict[str, Any], Scope], list[dict[str, Any]]]] = {
-    "microsoft.managedidentity/userassignedidentities": _identity,
-    "microsoft.containerregistry/registries": _registry,
-    "microsoft.containerservice/managedclusters": _cluster,
-    "microsoft.operationalinsights/workspaces": _workspace,
-    "microsoft.network/publicipaddresses": _public_ip,
-    "microsoft.network/virtualnetworks": _virtual_network,
-}
-
-
-def computed(resource: dict[str, Any], scope: Scope) -> list[dict[str, Any]]:
-    """Fill in the provider's read-only properties; returns child resources it creates."""
-    resource.setdefault("properties", {})["provisioningState"] = "Succeeded"
-    if "location" in resource:
-        resource["location"] = str(resource["location"]).lower().replace(" ", "")
-    hook = _COMPUTED.get(resource["type"].lower())
-    return hook(resource, scope) if hook else []
+def plan(template: dict[str, Any], scope: Scope, base: str | None = None) -> Plan:
+    """``plan_resources`` with expression errors turned into ``InvalidTemplate``."""
+    try:
+        return plan_resources(template, scope, base)
+    except (ExpressionError, Unknown) as exc:
+        if isinstance(exc, ExpressionError):
+            raise invalid(exc) from exc
+        raise InvalidTemplate(f"Deployment template validation failed: '{exc}'") from exc
 
 
 # --- what-if -------------------------------------------------------------------------
@@ -418,8 +385,8 @@ def what_if(desired: list[dict[str, Any]], existing: list[dict[str, Any]], mode:
         if key in wanted:
             continue
         child_of_wanted = any(key.startswith(w + "/") for w in wanted)
-        kind = "Delete" if mode.lower() == "complete" and not child_of_wanted else "Ignore"
-        changes.append({"resourceId": have["id"], "changeType": kind, "before": have})
+        change_type = "Delete" if mode.lower() == "complete" and not child_of_wanted else "Ignore"
+        changes.append({"resourceId": have["id"], "changeType": change_type, "before": have})
     return changes
 
 
