@@ -1,54 +1,55 @@
-"""The promotion flow: gates, diff, approval, deployment, report, issue on failure.
+"""The promotion flow: what the source verified, deployed into the target behind gates and an approval.
 
-Promotes what runs in ``source`` to ``target`` (``target.promote_from == source``): the
-target gets exactly the templates, versions and shared parameters the source verified,
-with its own per-environment values.
+What is promoted is each selected component's bundle as the source last applied it
+successfully, never the working tree; the target's environment file is snapshotted when the
+promotion starts. Gates are checked, the diff (and, where an approval is needed, the
+backends' plan) is computed and published with the digest of exactly what is approved; after
+the approval the gates are checked again under the target's lock and the orchestrator
+deploys the snapshot, checking every bundle's bytes. ``strata rollback`` is this flow with
+one of the target's own earlier releases as what is deployed.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
-from prefect.exceptions import FlowPauseTimeout
-from prefect.flow_runs import pause_flow_run
-from prefect.input import RunInput
 from prefect.runtime import flow_run as current_flow_run
 from prefect.states import Completed, Failed
-from pydantic import Field
 
 from blocks.issues import GitHubIssueTracker
+from flows import costs, guard, snapshot
+from flows.approval import deadline_after, wait_for_decision
 from flows.orchestrate import orchestrate
 from strataflow import events, gates, state
 from strataflow import graph as graphs
 from strataflow.actor import resolve_actor
+from strataflow.approvals import ApprovalRequest, approval_digest, deployment_digest, presentation_digest
+from strataflow.config import Environment
+from strataflow.cost import budget_action, budget_gate, change_lines, total_change
 from strataflow.diff import PromotionDiff, component_changes, environment_diff
-from strataflow.errors import ApprovalRejected, ApprovalTimeout, GateRefused, UsageError
+from strataflow.errors import UsageError
 from strataflow.load import load_platform
-from strataflow.records import RunRecord, now
-
-APPROVAL_POLL_SECONDS = 2
-
-
-class Approval(RunInput):
-    """A decision on a paused promotion (`strata approve|reject`, or the Prefect UI's form)."""
-
-    decision: Literal["approve", "reject"] = Field(description="approve or reject the promotion")
-    approver: str = Field(description="who decides: must be one of the target's approvers, not the requester")
-    comment: str = Field(default="", description="why (recorded in the history)")
+from strataflow.notifications import PromotionEnded, failed_components
+from strataflow.records import Decision, RunRecord, now
+from strataflow.releases import SHORT
+from strataflow.report import promotion_markdown
+from tasks.notify import notify
 
 
 def _run_name() -> str:
     params = current_flow_run.parameters
+    if params.get("rollback"):
+        return f"rollback {params.get('target')} to {params.get('rollback')}"
     return f"promote {params.get('source')} to {params.get('target')}"
 
 
 @flow(name="promote", flow_run_name=_run_name, persist_result=False, validate_parameters=True)
 def promote(
-    source: str,
+    source: str | None,
     target: str,
     select: str | None = None,
     auto_approve: bool | None = None,
@@ -58,77 +59,140 @@ def promote(
     actor: str | None = None,
     override_freeze: str | None = None,
     max_parallel: int = 8,
+    rollback: str | None = None,
 ) -> State:
-    """Promote ``source`` to ``target``: gates, diff, approval, then the orchestrator as a subflow."""
+    """Promote what ``source`` runs into ``target``; with ``rollback`` (a release id, or ``previous``), roll ``target`` back."""
     logger = get_run_logger()
     requester = resolve_actor(actor)
-    platform = load_platform(config_dir)
-    src, tgt = platform.environment(source), platform.environment(target)
-    cloud = platform.cloud_for(tgt, cloud)
     context = FlowRunContext.get()
     flow_run_id = str(context.flow_run.id) if context and context.flow_run else None
-    state.tag_flow_run(flow_run_id, ["strata", "promotion", f"env:{target}", f"cloud:{cloud}"])
-    events.emit("promotion", "started", flow_run_id=flow_run_id)
-    if auto_approve and tgt.approval.required:
-        raise UsageError(f"{target} requires approval: --auto-approve is only for environments that do not")
-    graph, selected = graphs.select_components(platform, target, cloud, select)
-    names = [n for n in graph.order() if n in selected]
-    src_records = state.latest_components(source, cloud, names)
-    tgt_records = state.latest_components(target, cloud, graph.nodes)
+    kind = "rollback" if rollback else "promotion"
     record = RunRecord(
         kind="promote",
         env=target,
-        cloud=cloud,
-        action="promote",
+        cloud=cloud or "-",
+        action="rollback" if rollback else "promote",
         status="running",
         flow_run_id=flow_run_id,
         actor=requester,
         started_at=now(),
         select=select,
-        planned=names,
-        detail={"source": source, "requester": requester, "approvers": tgt.approval.approvers, "sandbox": sandbox},
+        sandbox=sandbox,
+        detail={"source": source, "requester": requester, "sandbox": sandbox, "kind": kind, "rollback": rollback},
     )
+    wrong = guard.other_environment({"source": source, "target": target})
+    if wrong:
+        return _end(record, "refused", wrong, environment=None)
+    working = load_platform(config_dir)
+    tgt = working.environment(target)
+    cloud = working.cloud_for(tgt, cloud)
+    record.cloud = cloud
+    if rollback is None and source is None:
+        raise UsageError("a promotion needs a source environment")
+    src = working.environment(source) if source else None
+    state.tag_flow_run(flow_run_id, ["strata", "promotion", f"env:{target}", f"cloud:{cloud}"])
+    events.emit("promotion", "started", flow_run_id=flow_run_id)
+    if auto_approve and tgt.approval.required:
+        raise UsageError(f"{target} requires approval: --auto-approve is only for environments that do not")
+    env_sha = snapshot.environment_snapshot(working, target, cloud)
+    graph, selected = graphs.select_components(working, target, cloud, select)
+    names = [n for n in graph.order() if n in selected]
+    tgt_records = state.latest_components(target, cloud, graph.nodes, sandbox)
+    record.detail["approvers"] = tgt.approval.names
 
-    checks = [
-        gates.promote_from(src, tgt),
-        *gates.source_verified(platform, src, cloud, names, src_records),
-        gates.not_running(source, state.lock_holder_if_held(source, cloud)),
-        gates.not_running(target, state.lock_holder_if_held(target, cloud)),
-        gates.no_drift(source, src_records, names),
+    if rollback:
+        bundles, checks = _rollback_bundles(target, cloud, sandbox, rollback, names)
+    else:
+        assert src is not None and source is not None
+        src_records = state.latest_components(source, cloud, names, sandbox)
+        on_sandbox = None if sandbox else state.latest_components(source, cloud, names, True)
+        checks = [gates.promote_from(src, tgt), *gates.source_ok(source, names, src_records, on_sandbox)]
+        checks += [
+            gates.not_running(source, state.lock_holder_if_held(source, cloud, sandbox)),
+            gates.no_drift(source, src_records, names),
+        ]
+        bundles = {n: r.applied.bundle for n, r in src_records.items() if r.applied and r.applied.bundle}
+    checks += [
+        gates.not_running(target, state.lock_holder_if_held(target, cloud, sandbox)),
         gates.not_frozen(tgt, now(), override_freeze, requester),
     ]
-    diff = PromotionDiff(
-        components=component_changes(platform, tgt, cloud, names, tgt_records),
-        environment=environment_diff(src, tgt),
-    )
+    names = [n for n in names if n in bundles]
     for gate in checks:
         (logger.info if gate.passed else logger.error)(gate.line())
-    logger.info("diff:\n%s", diff.text())
-    record.detail.update(
-        gates=[g.model_dump() for g in checks], diff=diff.model_dump(), override_freeze=override_freeze
-    )
-    events.emit("promotion", "gates", gates=checks, diff=diff)
+    record.planned = names
+    record.detail.update(gates=[g.model_dump() for g in checks], override_freeze=override_freeze)
     refused = [g for g in checks if not g.passed]
-    if refused:
-        _finish(record, "refused", diff, checks, None, None)
-        first = refused[0]
-        raise GateRefused(
+    if refused or not names:
+        first = refused[0] if refused else None
+        reason = (
             f"gate {first.name} refused" + (f" ({first.component})" if first.component else "") + f": {first.reason}"
+            if first
+            else "nothing to promote"
         )
+        events.emit("promotion", "gates", gates=checks, diff=None)
+        return _end(record, "refused", reason, checks=checks, environment=tgt)
 
-    approval = _approve(
-        tgt.approval.required and not auto_approve,
-        tgt.approval.approvers,
-        tgt.approval.timeout,
-        requester,
-        record,
-        flow_run_id,
+    release = {n: bundles[n] for n in names}
+    snapped, _ = snapshot.from_release(working, target, release, env_sha)
+    diff = PromotionDiff(
+        components=component_changes(snapped, snapped.environment(target), cloud, names, tgt_records, release),
+        environment=environment_diff(src, tgt) if src else environment_diff(tgt, tgt),
     )
-    if approval and approval["decision"] != "approve":
-        _finish(record, "rejected", diff, checks, approval, None)
-        raise ApprovalRejected(
-            f"promotion of {source} to {target} rejected by {approval['approver']}: {approval.get('comment') or 'no comment'}"
-        )
+    cost = costs.changes(snapped, snapped.environment(target), cloud, names, tgt_records, sandbox)
+    by_name = {c.component: c for c in cost or []}
+    for change in diff.components:
+        if change.component in by_name:
+            change.cost = by_name[change.component].line().split(": ", 1)[1]
+    budget = budget_gate(tgt, total_change(cost) if cost is not None else None)
+    checks.append(budget)
+    if budget_action(tgt, budget) == "refuse":
+        reason = f"gate budget refused: {budget.reason}, and {target} names no approvers"
+        return _end(record, "refused", reason, checks=checks, diff=diff, environment=tgt)
+    needs_approval = (tgt.approval.required or not budget.passed) and not (auto_approve and budget.passed)
+    if cost is not None:
+        record.detail["cost"] = change_lines(cost)
+    if needs_approval:
+        _plan(diff, target, cloud, sandbox, release, env_sha, config_dir, requester, max_parallel)
+    logger.info("diff:\n%s", diff.text())
+    events.emit("promotion", "gates", gates=checks, diff=diff)
+    deployment = deployment_digest(target, cloud, sandbox, release, env_sha)
+    presentation = presentation_digest({"gates": [g.model_dump() for g in checks], "diff": diff.model_dump()})
+    digest = approval_digest(deployment, presentation)
+    record.detail.update(diff=diff.model_dump(), digest=digest, release=release, environment=env_sha)
+
+    request = ApprovalRequest(
+        flow_run_id=flow_run_id or "",
+        kind=kind,
+        env=target,
+        cloud=cloud,
+        sandbox=sandbox,
+        source=source,
+        requester=requester,
+        approvers=tgt.approval.approvers,
+        digest=digest,
+        summary=f"{kind} of {', '.join(names)} into {target}",
+        created_at=now(),
+        deadline=deadline_after(tgt.approval.timeout),
+        url=state.flow_run_url(flow_run_id),
+    )
+    _publish(record, checks, diff, None, "awaiting approval" if needs_approval else "deploying", request)
+    proof: dict[str, Any] = {"decision": "auto", "presentation": presentation, "flow_run_id": flow_run_id}
+    if needs_approval:
+        record.status = "awaiting approval"
+        state.write_run(record)
+        decision, answer = wait_for_decision(request, tgt)
+        record.detail["approval"] = decision.model_dump(mode="json")
+        if decision.decision != "approve":
+            status = "rejected" if decision.decision == "reject" else "timed out"
+            why = (
+                f"rejected by {decision.who()}: {decision.comment or 'no comment'}"
+                if status == "rejected"
+                else f"nobody approved it within {tgt.approval.timeout:g}s"
+            )
+            return _end(record, status, f"{kind} into {target} {why}", checks=checks, diff=diff, request=request, environment=tgt)
+        proof = {**(answer.model_dump() if answer else {}), **proof, "decision": "approve", "verified": decision.verified}
+    else:
+        record.detail["approval"] = Decision(decision="auto", at=now(), flow_run_id=flow_run_id).model_dump(mode="json")
 
     run_state = orchestrate(
         env=target,
@@ -139,143 +203,166 @@ def promote(
         config_dir=config_dir,
         sandbox=sandbox,
         actor=requester,
+        release=release,
+        environment_snapshot=env_sha,
+        how=kind,
+        source=source,
+        approval=proof,
+        recheck={"source": source, "override_freeze": override_freeze, "requester": requester},
         return_state=True,
     )
     report = cast(Any, run_state).result(raise_on_failure=False)
     if not isinstance(report, dict):
-        raise (
-            report
-            if isinstance(report, BaseException)
-            else RuntimeError(f"deployment ended without a report: {run_state.message}")
-        )
-    status = "succeeded" if report.get("status") == "succeeded" else "failed"
+        raise report if isinstance(report, BaseException) else RuntimeError(f"deployment ended: {run_state.message}")
+    if report.get("status") == "refused":
+        return _end(record, "refused", str(report.get("reason")), checks=checks, diff=diff, request=request, environment=tgt)
+    status = {"succeeded": "succeeded", "cancelled": "cancelled"}.get(str(report.get("status")), "failed")
     issue = (
-        None if status == "succeeded" else _open_issue(tgt.issue_tracker, source, target, cloud, report, flow_run_id)
+        _open_issue(tgt.issue_tracker, source or target, target, cloud, report, flow_run_id) if status == "failed" else None
     )
     record.components = {n: c["status"] for n, c in report["components"].items()}
-    _finish(record, status, diff, checks, approval, report, issue)
-    payload = {"promotion": {"source": source, "target": target, "approval": approval, "issue": issue}, **report}
-    if status != "succeeded":
-        return Failed(
-            message=f"promotion of {source} to {target} failed: {', '.join(n for n, c in report['components'].items() if c['status'] == 'failed')}",
-            data=payload,
-        )
-    return Completed(message=f"promoted {source} to {target}", data=payload)
-
-
-def _approve(
-    required: bool, approvers: list[str], timeout: float, requester: str, record: RunRecord, flow_run_id: str | None
-) -> dict[str, Any] | None:
-    """Wait for a valid decision; invalid ones are recorded and the run stays paused for the next."""
-    logger = get_run_logger()
-    if not required:
-        record.detail["approval"] = {"decision": "auto", "approver": None}
-        return None
-    record.status = "awaiting approval"
-    state.write_run(record)
-    deadline = now().timestamp() + timeout
-    while True:
-        remaining = int(deadline - now().timestamp())
-        if remaining <= 0:
-            _finish(record, "timed out", None, None, {"decision": "timeout"}, None)
-            raise ApprovalTimeout(
-                f"nobody approved the promotion of {record.detail['source']} to {record.env} within {timeout:g}s"
-            )
-        command = f"strata approve {flow_run_id} --as NAME"
-        logger.info("waiting for approval by one of %s: %s", ", ".join(approvers), command)
-        events.emit("promotion", "awaiting approval", flow_run_id=flow_run_id, approvers=approvers, command=command)
-        try:
-            decision = pause_flow_run(wait_for_input=Approval, timeout=remaining, poll_interval=APPROVAL_POLL_SECONDS)
-        except FlowPauseTimeout:
-            continue
-        answer = {
-            "decision": decision.decision,
-            "approver": decision.approver,
-            "comment": decision.comment,
-            "at": now().isoformat(),
-        }
-        refusal = gates.refusal_reason(answer["approver"], approvers, requester)
-        if refusal is None:
-            record.detail["approval"] = answer
-            return answer
-        logger.warning("ignored %s by %s: %s", answer["decision"], answer["approver"], refusal)
-        state.write_run(
-            RunRecord(
-                kind="approval",
-                env=record.env,
-                cloud=record.cloud,
-                action=answer["decision"],
-                status="refused",
-                flow_run_id=None,
-                actor=answer["approver"],
-                started_at=now(),
-                finished_at=now(),
-                detail={"promotion": flow_run_id, "reason": refusal, "comment": answer["comment"]},
-            )
-        )
-
-
-def _finish(
-    record: RunRecord,
-    status: str,
-    diff: PromotionDiff | None,
-    checks: list[gates.Gate] | None,
-    approval: dict[str, Any] | None,
-    report: dict[str, Any] | None,
-    issue: dict[str, Any] | None = None,
-) -> None:
-    record.status = status
-    record.finished_at = now()
-    if approval is not None:
-        record.detail["approval"] = approval
     if issue is not None:
         record.detail["issue"] = issue
-    state.write_run(record)
+    failed = ", ".join(n for n, c in report["components"].items() if c["status"] == "failed")
+    outcome = {"failed": f"failed: {failed}", "cancelled": "was cancelled (Ctrl-C or SIGTERM)"}
+    message = f"{kind} into {target} " + outcome.get(status, "succeeded")
+    return _end(record, status, message, checks=checks, diff=diff, request=request, report=report, environment=tgt)
+
+
+def _rollback_bundles(
+    target: str, cloud: str, sandbox: bool, to: str, names: list[str]
+) -> tuple[dict[str, str], list[gates.Gate]]:
+    """The bundles of the release to roll back to (``previous``: the one before the current), and its gate."""
+    history = state.releases(target, cloud, 100, sandbox)
+    distinct = [r for i, r in enumerate(history) if i == 0 or r.id != history[i - 1].id]
+    if to == "previous":
+        chosen = distinct[1] if len(distinct) > 1 else None
+        missing = f"{target} has no earlier release to roll back to"
+    else:
+        chosen = next((r for r in distinct if r.id.startswith(to.lower())), None)
+        missing = f"{target} never ran release {to}; `strata releases {target}` lists the ones it did"
+    if chosen is None:
+        return {}, [gates.Gate(name="release", passed=False, reason=missing)]
+    bundles = {n: d for n, d in chosen.components.items() if n in names}
+    gate = gates.Gate(name="release", passed=True, reason=f"{target} ran release {chosen.short} ({chosen.describe()})")
+    return bundles, [gate]
+
+
+def _plan(
+    diff: PromotionDiff,
+    target: str,
+    cloud: str,
+    sandbox: bool,
+    release: dict[str, str],
+    env_sha: str,
+    config_dir: str,
+    requester: str,
+    max_parallel: int,
+) -> None:
+    """The backends' plan of the release in the target, added to the diff (what the approver sees)."""
+    planned = orchestrate(
+        env=target,
+        cloud=cloud,
+        select=",".join(release),
+        action="plan",
+        max_parallel=max_parallel,
+        config_dir=config_dir,
+        sandbox=sandbox,
+        actor=requester,
+        release=release,
+        environment_snapshot=env_sha,
+        return_state=True,
+    )
+    report = cast(Any, planned).result(raise_on_failure=False)
+    plans = report.get("plans", {}) if isinstance(report, dict) else {}
+    for change in diff.components:
+        component = (report.get("components", {}) if isinstance(report, dict) else {}).get(change.component, {})
+        change.plan = list(plans.get(change.component, [])) or (
+            [f"plan failed: {component.get('error')}"] if component.get("status") == "failed" else []
+        )
+
+
+def _refused_attempts(record: RunRecord) -> list[dict[str, Any]]:
+    """Every decision refused while this run waited (recorded in the target's history)."""
+    found = state.run_history(record.env, record.cloud, 200, record.sandbox)
+    return [
+        {"actor": r.actor, "decision": r.action, "at": str(r.started_at)[:19], "reason": r.detail.get("reason")}
+        for r in reversed(found)
+        if r.kind == "approval" and r.status == "refused" and r.detail.get("promotion") == record.flow_run_id
+    ]
+
+
+def _publish(
+    record: RunRecord,
+    checks: list[gates.Gate] | None,
+    diff: PromotionDiff | None,
+    report: dict[str, Any] | None,
+    status: str,
+    request: ApprovalRequest | None,
+) -> None:
+    source = record.detail.get("source") or record.env
     create_markdown_artifact(
-        _markdown(record, diff, checks, report),
-        key=f"strata-promotion-{record.detail['source']}-{record.env}".lower(),
-        description=f"promote {record.detail['source']} to {record.env}: {status}",
+        promotion_markdown(record, status, checks, diff, report, request, _refused_attempts(record)),
+        key=f"strata-promotion-{source}-{record.env}".lower(),
+        description=f"{record.detail.get('kind')} into {record.env}: {status}",
     )
 
 
-def _markdown(
-    record: RunRecord, diff: PromotionDiff | None, checks: list[gates.Gate] | None, report: dict[str, Any] | None
-) -> str:
-    source = record.detail["source"]
-    parts = [
-        f"# Promote {source} → {record.env} ({record.cloud}): {record.status}",
-        f"Requested by **{record.actor}**.",
-    ]
-    if checks:
-        parts.append(
-            "## Gates\n" + "\n".join(f"- {'✅' if g.passed else '❌'} **{g.name}**: {g.reason}" for g in checks)
-        )
-    if diff:
-        parts.append("## Changes\n" + diff.markdown())
-    approval = record.detail.get("approval")
-    if approval:
-        who = approval.get("approver") or "automatic (no approval required)"
-        parts.append(
-            f"## Approval\n{approval.get('decision')} by {who}"
-            + (f": {approval['comment']}" if approval.get("comment") else "")
-        )
-    if report:
-        rows = [
-            f"| {n} | {c['status']} | {c.get('error') or c.get('skipped_because') or ''} |"
-            for n, c in report["components"].items()
-        ]
-        parts.append("## Deployment\n| component | status | note |\n|---|---|---|\n" + "\n".join(rows))
-    steps = {
-        "succeeded": f"`strata status {record.env}`; promote onward when {record.env} is verified.",
-        "failed": f"fix the failed components, then `strata apply {record.env} --resume` or promote again.",
-        "refused": f"fix what the gates name (usually `strata apply {source}`), then promote again.",
+def _end(
+    record: RunRecord,
+    status: str,
+    message: str,
+    *,
+    checks: list[gates.Gate] | None = None,
+    diff: PromotionDiff | None = None,
+    request: ApprovalRequest | None = None,
+    report: dict[str, Any] | None = None,
+    environment: Environment | None = None,
+) -> State:
+    """Record the outcome, publish the final report, tell the notification blocks, and end the run.
+
+    The run ends Failed unless it succeeded, without a traceback (the command line maps the status to its exit code).
+    """
+    record.status = status
+    record.finished_at = now()
+    record.detail["reason"] = message if status != "succeeded" else None
+    record.detail["refused_attempts"] = _refused_attempts(record)
+    state.write_run(record)
+    _publish(record, checks, diff, report, status, request)
+    (get_run_logger().info if status == "succeeded" else get_run_logger().error)(message)
+    payload: dict[str, Any] = {
+        **(report or {"env": record.env, "cloud": record.cloud, "action": record.action, "components": {}}),
+        "status": report.get("status") if report else status,
+        "promotion": {
+            "status": status,
+            "reason": message,
+            "source": record.detail.get("source"),
+            "target": record.env,
+            "approval": record.detail.get("approval"),
+            "issue": record.detail.get("issue"),
+            "digest": (record.detail.get("digest") or "")[:SHORT] or None,
+        },
     }
-    if record.status in steps:
-        parts.append("## Next steps\n" + steps[record.status])
-    issue = record.detail.get("issue")
-    if issue:
-        parts.append(f"Issue: {issue.get('url') or issue.get('number')}")
-    return "\n\n".join(parts)
+    if environment is not None:
+        notify(
+            environment,
+            PromotionEnded(
+                flow_run_id=record.flow_run_id,
+                kind=str(record.detail.get("kind") or "promotion"),
+                source=record.detail.get("source"),
+                target=record.env,
+                cloud=record.cloud,
+                sandbox=record.sandbox,
+                status=status,
+                reason=None if status == "succeeded" else message,
+                approver=(record.detail.get("approval") or {}).get("approver"),
+                components=failed_components(report) if report else {},
+                url=state.flow_run_url(record.flow_run_id),
+            ),
+        )
+    if status == "succeeded":
+        return Completed(message=message, data=payload)
+    return Failed(message=message, data=payload)
 
 
 def _open_issue(
@@ -290,7 +377,8 @@ def _open_issue(
     body = "\n".join(
         [f"Promotion of `{source}` to `{target}` failed (flow run {flow_run_id}).", ""]
         + [
-            f"- **{n}**: {c['status']} {c.get('error') or ('because ' + c['skipped_because'] + ' failed' if c.get('skipped_because') else '')}"
+            f"- **{n}**: {c['status']} "
+            + (c.get("error") or (f"because {c['skipped_because']} failed" if c.get("skipped_because") else ""))
             for n, c in failed.items()
         ]
     )
@@ -302,3 +390,6 @@ def _open_issue(
         return {"error": f"{type(exc).__name__}"}
     logger.info("%s issue %s: %s", "opened" if issue["created"] else "commented on", issue["number"], issue["url"])
     return issue
+
+
+__all__ = ["promote"]

@@ -31,6 +31,7 @@ from strataflow.backends import registry
 from strataflow.backends.registry import Implementation
 from strataflow.errors import ConfigError, Problem
 from strataflow.hints import did_you_mean
+from strataflow.sshsig import SignatureError, parse_public_key
 
 Cloud = Literal["aws", "azure"]
 CLOUDS: tuple[str, ...] = ("aws", "azure")
@@ -121,15 +122,64 @@ def parse_duration(value: Any) -> float:
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
+class Approver(_Model):
+    """Someone who may approve changes to an environment; with a public SSH key, their decisions must be signed."""
+
+    name: str = Field(min_length=1)
+    key: str | None = Field(default=None, description="A public SSH key ('ssh-ed25519 AAAA... alice@laptop').")
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_public_key(value)
+            except SignatureError as exc:
+                raise ValueError(f"not a usable public SSH key: {exc}") from None
+        return value
+
+
 class Approval(_Model):
     required: bool = False
-    approvers: list[str] = Field(default_factory=list)
+    approvers: list[Approver] = Field(default_factory=list, description="Names, or {name, key} for signed approvals.")
     timeout: float = Field(default=86400.0, description="Seconds (or 30m, 24h, ...) to wait for a decision.")
+
+    @field_validator("approvers", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        """A plain name is an approver without a key."""
+        return [{"name": item} if isinstance(item, str) else item for item in value] if isinstance(value, list) else value
 
     @field_validator("timeout", mode="before")
     @classmethod
     def _timeout(cls, value: Any) -> float:
         return parse_duration(value)
+
+    @model_validator(mode="after")
+    def _all_or_none_keyed(self) -> Approval:
+        keyed = {a.key is not None for a in self.approvers}
+        if len(keyed) > 1:
+            unkeyed = ", ".join(a.name for a in self.approvers if a.key is None)
+            raise ValueError(
+                f"approvers mix signed and unsigned approvals ({unkeyed} without a key); give every approver a key, "
+                "or none"
+            )
+        names = [a.name for a in self.approvers]
+        if len(set(names)) != len(names):
+            raise ValueError("an approver is listed twice")
+        return self
+
+    @property
+    def names(self) -> list[str]:
+        return [a.name for a in self.approvers]
+
+    @property
+    def signed(self) -> bool:
+        """Whether decisions must carry an SSH signature by the approver's key."""
+        return bool(self.approvers) and all(a.key is not None for a in self.approvers)
+
+    def key_of(self, name: str) -> str | None:
+        return next((a.key for a in self.approvers if a.name == name), None)
 
 
 class FreezeWindow(_Model):
@@ -175,6 +225,12 @@ class Override(_Model):
     timeout: int | None = Field(default=None, gt=0)
 
 
+class Budget(_Model):
+    """What a promotion into the environment may add to its monthly cost without an approver (``strata cost``)."""
+
+    monthly_increase: float = Field(ge=0, description="Monthly increase (USD, the price lists') allowed unapproved.")
+
+
 class Environment(_Model):
     name: str = Field(pattern=NAME_PATTERN)
     clouds: Clouds = Field(default_factory=Clouds)
@@ -187,10 +243,26 @@ class Environment(_Model):
     issue_tracker: str | None = Field(
         default=None, description="A GitHub issue-tracker block that failed promotions into this environment report to."
     )
+    budget: Budget | None = Field(
+        default=None, description="A promotion raising the monthly cost by more than this needs an approver."
+    )
+    notify: list[str] = Field(
+        default_factory=list,
+        description="Prefect notification blocks (Slack, Microsoft Teams, custom webhook, ...) told when a promotion "
+        "waits or ends, an apply fails, drift is found or the lock is held too long (docs/monitoring.md).",
+    )
+    notify_lock_after: float = Field(
+        default=1800.0, description="Seconds (or 30m, 2h, ...) a run may hold the lock before the notify blocks are told."
+    )
     settings: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Each backend's section of the environment file (``terraform: {binary: tofu}``), by backend.",
     )
+
+    @field_validator("notify_lock_after", mode="before")
+    @classmethod
+    def _lock_after(cls, value: Any) -> float:
+        return parse_duration(value)
 
     @model_validator(mode="before")
     @classmethod
@@ -242,6 +314,14 @@ class Platform(_Model):
     root: Path
     components: dict[str, Component]
     environments: dict[str, Environment]
+    roots: dict[str, Path] = Field(
+        default_factory=dict,
+        description="Where a component's files are when not under root (a release's bundle snapshots).",
+    )
+
+    def root_of(self, component: str) -> Path:
+        """The directory the component's files are in (relative paths in its definition start there)."""
+        return self.roots.get(component, self.root)
 
     def environment(self, name: str) -> Environment:
         try:
@@ -289,8 +369,10 @@ def env_file(root: Path, name: str) -> str:
 __all__ = [
     "CLOUDS",
     "Approval",
+    "Approver",
     "AwsTarget",
     "AzureTarget",
+    "Budget",
     "Clouds",
     "Component",
     "Environment",

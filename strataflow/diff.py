@@ -1,6 +1,6 @@
 """What a promotion will change: per-component changes and environment-file differences.
 
-Pure: records and configs in, a ``PromotionDiff`` out (deepdiff does the comparing).
+Pure: records and configs in, a ``PromotionDiff`` out (deepdiff compares parameters).
 """
 
 from __future__ import annotations
@@ -17,7 +17,16 @@ from strataflow.errors import StrataError
 from strataflow.records import ComponentRecord, applied_outputs, sensitive_keys
 from strataflow.resolve import resolve
 
-_PER_ENVIRONMENT = ("clouds", "default_cloud", "promote_from", "approval", "freeze", "issue_tracker", *registry.settings_keys())
+_PER_ENVIRONMENT = (
+    "clouds",
+    "default_cloud",
+    "promote_from",
+    "approval",
+    "freeze",
+    "issue_tracker",
+    "components",
+    *registry.settings_keys(),
+)
 """Environment settings every environment sets for itself: differences there are expected."""
 
 
@@ -28,7 +37,11 @@ class ComponentChange(BaseModel):
     version_next: str | None = None
     digest_now: str | None = None
     digest_next: str | None = None
+    bundle_now: str | None = Field(default=None, description="The bundle the target runs now.")
+    bundle_next: str | None = Field(default=None, description="The bundle it will run.")
     parameters: list[str] = Field(default_factory=list, description="Readable parameter changes.")
+    plan: list[str] = Field(default_factory=list, description="What the backend's plan says it will change.")
+    cost: str | None = Field(default=None, description="The monthly cost change, where known.")
 
 
 class EnvironmentDiff(BaseModel):
@@ -41,12 +54,21 @@ class PromotionDiff(BaseModel):
     environment: EnvironmentDiff
 
     def markdown(self) -> str:
-        rows = ["| component | change | version | digest | parameters |", "|---|---|---|---|---|"]
+        rows = ["| component | change | version | bundle | parameters |", "|---|---|---|---|---|"]
         for c in self.components:
             version = f"{c.version_now or '-'} → {c.version_next or '-'}"
-            digest = f"`{c.digest_now or '-'}` → `{c.digest_next or '-'}`"
-            rows.append(f"| {c.component} | {c.change} | {version} | {digest} | {'<br>'.join(c.parameters)} |")
+            bundle = f"`{(c.bundle_now or '-')[:12]}` → `{(c.bundle_next or '-')[:12]}`"
+            rows.append(f"| {c.component} | {c.change} | {version} | {bundle} | {'<br>'.join(c.parameters)} |")
         parts = ["\n".join(rows)]
+        plans = [(c.component, c.plan, c.cost) for c in self.components if c.plan or c.cost]
+        if plans:
+            parts.append(
+                "**Plan**\n"
+                + "\n".join(
+                    f"- {name}" + (f" ({cost})" if cost else "") + "".join(f"\n    - `{line}`" for line in lines)
+                    for name, lines, cost in plans
+                )
+            )
         if self.environment.warnings:
             parts.append("**Warnings**\n" + "\n".join(f"- ⚠ {w}" for w in self.environment.warnings))
         if self.environment.expected:
@@ -60,6 +82,9 @@ class PromotionDiff(BaseModel):
         for c in self.components:
             lines.append(f"  {c.component:<20} {c.change:<7} {c.version_now or '-'} -> {c.version_next or '-'}")
             lines.extend(f"      {p}" for p in c.parameters)
+            lines.extend(f"      plan: {p}" for p in c.plan)
+            if c.cost:
+                lines.append(f"      cost: {c.cost}")
         for w in self.environment.warnings:
             lines.append(f"  warning: {w}")
         for e in self.environment.expected:
@@ -100,9 +125,17 @@ def parameter_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> li
 
 
 def component_changes(
-    platform: Platform, target: Environment, cloud: str, names: list[str], records: Mapping[str, ComponentRecord]
+    platform: Platform,
+    target: Environment,
+    cloud: str,
+    names: list[str],
+    records: Mapping[str, ComponentRecord],
+    bundles: Mapping[str, str] | None = None,
 ) -> list[ComponentChange]:
-    """For each component, what the target runs now against what it will run after the promotion."""
+    """For each component, what the target runs now against what it will run after the promotion.
+
+    ``bundles``: the bundle each component will run (a release's); the platform's files when not given.
+    """
     outputs = applied_outputs(records)
     sensitive = sensitive_keys(records)
     changes = []
@@ -110,7 +143,9 @@ def component_changes(
         record = records.get(name)
         applied = record.applied if record and record.state == "applied" else None
         try:
-            working = resolve(platform, target, cloud, name, outputs, planning=True, sensitive=sensitive)
+            working = resolve(
+                platform, target, cloud, name, outputs, planning=True, sensitive=sensitive, bundle=(bundles or {}).get(name)
+            )
         except StrataError as exc:
             changes.append(ComponentChange(component=name, change="update", parameters=[f"cannot resolve: {exc}"]))
             continue
@@ -123,40 +158,53 @@ def component_changes(
                 version_next=platform.components[name].version,
                 digest_now=applied.digest if applied else None,
                 digest_next=working.digest,
+                bundle_now=applied.bundle if applied else None,
+                bundle_next=working.bundle,
                 parameters=parameter_changes(applied.parameters if applied else {}, working.shown_parameters),
             )
         )
     return changes
 
 
+def _flat(value: Any, path: str = "") -> dict[str, Any]:
+    """Mappings flattened to dotted paths; lists and scalars are leaves."""
+    if isinstance(value, dict) and value:
+        found: dict[str, Any] = {}
+        for key, item in value.items():
+            found.update(_flat(item, f"{path}.{key}" if path else str(key)))
+        return found
+    return {path: value}
+
+
+def _words(value: Any) -> str:
+    """A value as a person reads it: lists in brackets, approvers by name, nothing as 'none'."""
+    if value is None or value == {}:
+        return "none"
+    if isinstance(value, list):
+        return "[" + ", ".join(_words(v.get("name", v) if isinstance(v, dict) and "name" in v else v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def environment_diff(source: Environment, target: Environment) -> EnvironmentDiff:
-    """Source and target environment files compared: per-environment values are expected, structure is flagged."""
+    """Source and target environment files compared in plain words.
+
+    Values each environment sets for itself (clouds, approval, freeze windows, variables' values, ...)
+    are expected to differ; a key one has and the other lacks, or a value that changes type,
+    is structural and flagged.
+    """
     result = EnvironmentDiff()
-    left = source.model_dump(mode="json", exclude={"name"})
-    right = target.model_dump(mode="json", exclude={"name"})
-    found = DeepDiff(left, right, ignore_order=True, verbose_level=2)
-    for kind, entries in found.items():
-        for path, change in entries.items():
-            where = _path(path)
-            top = where.split(".")[0]
-            if kind in ("dictionary_item_added", "dictionary_item_removed"):
-                side = f"only in {target.name}" if kind.endswith("added") else f"only in {source.name}"
-                message = f"{where} is {side}"
-                (result.expected if top in _PER_ENVIRONMENT else result.warnings).append(message)
-            elif kind == "type_changes" and top in _PER_ENVIRONMENT:
-                result.expected.append(
-                    f"{where}: {change['old_value']!r} in {source.name}, {change['new_value']!r} in {target.name}"
-                )
-            elif kind == "type_changes":
-                result.warnings.append(
-                    f"{where} changes type: {change['old_type'].__name__} in {source.name}, {change['new_type'].__name__} in {target.name}"
-                )
-            elif kind == "values_changed":
-                result.expected.append(
-                    f"{where}: {change['old_value']!r} in {source.name}, {change['new_value']!r} in {target.name}"
-                )
-            else:
-                result.expected.append(f"{where} differs ({kind.replace('_', ' ')})")
-    result.expected.sort()
-    result.warnings.sort()
+    left = _flat(source.model_dump(mode="json", exclude={"name"}))
+    right = _flat(target.model_dump(mode="json", exclude={"name"}))
+    for path in sorted(set(left) | set(right)):
+        before, after = left.get(path), right.get(path)
+        if before == after:
+            continue
+        top = path.split(".")[0]
+        line = f"{path}: {_words(before)} in {source.name} → {_words(after)} in {target.name}"
+        structural = path.endswith(".enabled") or (
+            top not in _PER_ENVIRONMENT and (path not in left or path not in right or type(before) is not type(after))
+        )
+        (result.warnings if structural else result.expected).append(line)
     return result

@@ -19,9 +19,12 @@ context (``env=``, ``component=``, ...) and knows the command-line exit code it 
     │   └── NeverApplied              exit 2  an upstream's outputs were never recorded (--select +NAME)
     ├── ServerError                   exit 1  the local Prefect server or a sandbox could not be started
     ├── LockedError                   exit 4  another run holds the environment
+    │   └── LockLost                  exit 4  the run could not prove it still held it: it started nothing more
     ├── ApprovalRejected              exit 3  a promotion was rejected
     │   └── ApprovalTimeout           exit 3  ... or nobody decided in time
-    └── GateRefused                   exit 5  a promotion gate refused
+    ├── GateRefused                   exit 5  a promotion gate refused
+    ├── DriftFound                    exit 6  `strata drift` found drift (like terraform plan -detailed-exitcode)
+    └── Cancelled                     exit 130  the run was interrupted (Ctrl-C; 143 after SIGTERM): see cancel.py
 
 Backends may raise private subclasses of BackendError as signals inside their own module
 (the CloudFormation backend's ``NoChanges``, say); none of them leaves the backend.
@@ -156,6 +159,10 @@ class LockedError(StrataError):
     exit_code = 4
 
 
+class LockLost(LockedError):
+    """The run can no longer prove it holds its environment's lock: it starts nothing more."""
+
+
 class ApprovalRejected(StrataError):
     """The promotion was rejected by an approver."""
 
@@ -170,3 +177,19 @@ class GateRefused(StrataError):
     """A promotion gate refused: the promotion stops before approval and deployment."""
 
     exit_code = 5
+
+
+class DriftFound(StrataError):
+    """``strata drift`` found what is deployed differing from what was applied (exit 6, as ``plan -detailed-exitcode``)."""
+
+    exit_code = 6
+
+
+class Cancelled(StrataError):
+    """The run was cancelled (Ctrl-C, SIGTERM): the work stopped where it was, and the message says where.
+
+    Not a BackendError: nothing retries it or turns it into a component failure; a component
+    that raises it is recorded ``cancelled`` (strataflow/cancel.py).
+    """
+
+    exit_code = 130

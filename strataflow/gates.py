@@ -11,10 +11,8 @@ from datetime import UTC, datetime, timedelta
 from cronsim import CronSim
 from pydantic import BaseModel
 
-from strataflow.config import Environment, FreezeWindow, Platform
-from strataflow.errors import StrataError
-from strataflow.records import OK_STATUSES, ComponentRecord, applied_outputs, sensitive_keys
-from strataflow.resolve import resolve
+from strataflow.config import Environment, FreezeWindow
+from strataflow.records import OK_STATUSES, ComponentRecord
 
 
 class Gate(BaseModel):
@@ -26,6 +24,11 @@ class Gate(BaseModel):
     def line(self) -> str:
         mark = "pass" if self.passed else "FAIL"
         return f"[{mark}] {self.name}: {self.reason}"
+
+    def markdown(self) -> str:
+        """A report line that reads right with or without an emoji font: the word, then the icon."""
+        mark = "**PASS** ✅" if self.passed else "**FAIL** ❌"
+        return f"- {mark} {self.name}" + (f" ({self.component})" if self.component else "") + f": {self.reason}"
 
 
 def promote_from(source: Environment, target: Environment) -> Gate:
@@ -39,52 +42,45 @@ def promote_from(source: Environment, target: Environment) -> Gate:
     )
 
 
-def source_verified(
-    platform: Platform, source: Environment, cloud: str, names: list[str], records: Mapping[str, ComponentRecord]
+def source_ok(
+    source: str,
+    names: list[str],
+    records: Mapping[str, ComponentRecord],
+    sandbox_records: Mapping[str, ComponentRecord] | None = None,
 ) -> list[Gate]:
-    """Each component's latest state in the source is a successful apply of exactly its working config."""
-    outputs = applied_outputs(records)
-    sensitive = sensitive_keys(records)
+    """Each component's latest run in the source is a successful apply of a known bundle (what is promoted).
+
+    ``sandbox_records``: the source's records on the sandbox, when promoting to a real cloud: a
+    component verified only there is refused, naming the sandbox.
+    """
     gates = []
     for name in names:
         record = records.get(name)
-        where = f"{name} in {source.name}"
-        if record is None or record.applied is None:
-            gates.append(
-                Gate(
-                    name="source_verified",
-                    passed=False,
-                    component=name,
-                    reason=f"{where} was never applied; apply {source.name} first",
+        where = f"{name} in {source}"
+        if record is None or record.applied is None or record.applied.bundle is None:
+            on_sandbox = (sandbox_records or {}).get(name)
+            if on_sandbox is not None and on_sandbox.applied is not None:
+                reason = (
+                    f"{where} was applied only on the sandbox (strata apply {source} --sandbox), never on the cloud; "
+                    f"a promotion to a real cloud promotes what the cloud ran: apply {source} there first"
                 )
-            )
+            elif record is not None and record.applied is not None:
+                reason = f"{where} was applied before releases were recorded; apply {source} again first"
+            else:
+                reason = f"{where} was never applied; apply {source} first"
+            gates.append(Gate(name="source_verified", passed=False, component=name, reason=reason))
             continue
         if record.state != "applied" or record.status not in OK_STATUSES:
-            why = f"its last {record.action} {record.status}" + (f": {record.error}" if record.error else "")
+            why = f"its latest {record.action} {record.status}" + (f": {record.error}" if record.error else "")
             gates.append(Gate(name="source_verified", passed=False, component=name, reason=f"{where}: {why}"))
             continue
-        try:
-            working = resolve(platform, source, cloud, name, outputs, planning=True, sensitive=sensitive).digest
-        except StrataError as exc:
-            gates.append(Gate(name="source_verified", passed=False, component=name, reason=f"{where}: {exc}"))
-            continue
-        if working != record.applied.digest:
-            gates.append(
-                Gate(
-                    name="source_verified",
-                    passed=False,
-                    component=name,
-                    reason=f"{where}: the working config (digest {working}) differs from what {source.name} runs "
-                    f"({record.applied.digest}); apply {source.name} first so {name} is verified there",
-                )
-            )
-            continue
+        applied = record.applied
         gates.append(
             Gate(
                 name="source_verified",
                 passed=True,
                 component=name,
-                reason=f"{where} runs {record.applied.version or 'its config'} ({working})",
+                reason=f"{where} runs {applied.version or 'its config'} (bundle {(applied.bundle or '')[:12]})",
             )
         )
     return gates
@@ -136,7 +132,7 @@ def not_frozen(target: Environment, at: datetime, override: str | None, actor: s
     if window is None:
         return Gate(name="not_frozen", passed=True, reason=f"{target.name} is not in a freeze window")
     if override:
-        if actor in target.approval.approvers:
+        if actor in target.approval.names:
             return Gate(
                 name="not_frozen", passed=True, reason=f"freeze '{window.reason}' overridden by {actor}: {override}"
             )
@@ -150,12 +146,3 @@ def not_frozen(target: Environment, at: datetime, override: str | None, actor: s
         passed=False,
         reason=f"{target.name} is frozen: {window.reason}; an approver may pass --override-freeze REASON",
     )
-
-
-def refusal_reason(approver: str, approvers: list[str], requester: str | None) -> str | None:
-    """Why a decision by ``approver`` does not count (None when it does)."""
-    if approver not in approvers:
-        return f"{approver} is not an approver of this environment (approvers: {', '.join(approvers)})"
-    if approver == requester:
-        return f"{approver} requested this promotion and cannot approve it"
-    return None

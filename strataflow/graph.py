@@ -271,10 +271,10 @@ class Scheduler:
     def _push(self, name: str) -> None:
         heapq.heappush(self._ready, (-self.priority.get(name, 0.0), name))
 
-    def start(self) -> list[str]:
-        """Components to start now (may be empty while others run)."""
-        batch = []
-        while self._ready and len(self.running) < self.max_parallel:
+    def start(self, limit: int | None = None) -> list[str]:
+        """Components to start now, at most ``limit`` (may be empty while others run)."""
+        batch: list[str] = []
+        while self._ready and len(self.running) < self.max_parallel and (limit is None or len(batch) < limit):
             _, name = heapq.heappop(self._ready)
             self.running.add(name)
             batch.append(name)

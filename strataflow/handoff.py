@@ -36,6 +36,7 @@ class Handoff:
     def __init__(self) -> None:
         self._messages: queue.SimpleQueue[Message] = queue.SimpleQueue()
         self._recorded: dict[str, threading.Event] = {}
+        self._unrecorded: set[str] = set()
         self._lock = threading.Lock()
 
     def _recorded_event(self, name: str) -> threading.Event:
@@ -52,20 +53,32 @@ class Handoff:
 
     def ended(self, name: str) -> None:
         """The task of ``name`` is over (record written, failed or crashed)."""
-        self.recorded(name)
+        self.recorded(name, written=False)
         self._messages.put(("ended", name, None))
 
-    def recorded(self, name: str) -> None:
-        """The record of ``name`` is written, or will never be."""
-        self._recorded_event(name).set()
+    def recorded(self, name: str, written: bool = True) -> None:
+        """The record of ``name`` is written (``written``), or will never be; the first word counts."""
+        event = self._recorded_event(name)
+        with self._lock:
+            if event.is_set():
+                return
+            if not written:
+                self._unrecorded.add(name)
+        event.set()
 
-    def wait_recorded(self, names: Iterable[str]) -> None:
-        """Block until each of ``names`` (those this run submitted) has its record written."""
+    def wait_recorded(self, names: Iterable[str]) -> list[str]:
+        """Block until each of ``names`` (those this run submitted) has its record written, or never will;
+        return those whose record was not written (a record built on them would be built on nothing)."""
+        missing = []
         for name in names:
             with self._lock:
                 event = self._recorded.get(name)
             if event is not None:
                 event.wait()
+                with self._lock:
+                    if name in self._unrecorded:
+                        missing.append(name)
+        return missing
 
     def next(self, timeout: float) -> Message | None:
         """The next message, or None after ``timeout`` seconds without one."""

@@ -9,6 +9,7 @@ what to do).
 
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
 from typing import Any
@@ -42,10 +43,33 @@ def _known_keys() -> list[str]:
     return sorted({field for model in models for field in model.model_fields} - {"name", "any", "settings"})
 
 
+def _misspelt(errors: list[Any]) -> set[tuple[str | int, ...]]:
+    """The locations of required keys reported missing because they are misspelt next to them (``tempalte:``).
+
+    The unknown key's line says what to do ("did you mean 'template'?"); "'template' is required"
+    would be a second line for one slip.
+    """
+    missing: dict[tuple[str | int, ...], list[str]] = {}
+    for error in errors:
+        if error["type"] == "missing" and error["loc"]:
+            missing.setdefault(tuple(error["loc"][:-1]), []).append(str(error["loc"][-1]))
+    explained: set[tuple[str | int, ...]] = set()
+    for error in errors:
+        parent = tuple(error["loc"][:-1])
+        if error["type"] == "extra_forbidden" and error["loc"] and parent in missing:
+            close = difflib.get_close_matches(str(error["loc"][-1]), missing[parent], n=1, cutoff=0.6)
+            explained.update((*parent, field) for field in close)
+    return explained
+
+
 def _problems_from(exc: ValidationError, file: str, data: Any, prefix: tuple[str | int, ...]) -> list[Problem]:
-    """Translate pydantic's errors into one actionable Problem each."""
+    """Translate pydantic's errors into one actionable Problem each (a misspelt key is one problem, not two)."""
     problems = []
-    for error in exc.errors():
+    errors = exc.errors()
+    misspelt = _misspelt(errors)
+    for error in errors:
+        if error["type"] == "missing" and tuple(error["loc"]) in misspelt:
+            continue
         full = prefix + tuple(error["loc"])
         line, column = yamlsrc.position(data, full)
         where = ".".join(str(p) for p in full)
@@ -203,7 +227,11 @@ def _load_components(
     return components
 
 
-def _load_environments(root: Path, problems: list[Problem], sources: dict[str, Any]) -> dict[str, Environment]:
+def _load_environments(
+    root: Path, problems: list[Problem], sources: dict[str, Any], broken: set[str]
+) -> dict[str, Environment]:
+    """The valid environments; ``broken`` receives the names of environment files that exist but are invalid,
+    so that the cross-checks do not also call them unknown (another file's ``promote_from: staging``)."""
     directory = root / "environments"
     environments: dict[str, Environment] = {}
     if not directory.is_dir():
@@ -214,43 +242,70 @@ def _load_environments(root: Path, problems: list[Problem], sources: dict[str, A
     for path in sorted(directory.glob("*.yml")):
         message = f"environment files end in .yaml; rename it to {path.stem}.yaml"
         problems.append(Problem(str(path), None, None, message))
+        broken.add(path.stem)
     for path in sorted(directory.glob("*.yaml")):
         file = str(path)
-        name = path.stem
         data, found = yamlsrc.load(path, file)
         problems.extend(found)
         if found and data is None:
+            broken.add(path.stem)
             continue
-        if data is None:
-            data = yamlsrc.LineDict(line=1)
         sources[file] = data
-        if not isinstance(data, dict):
-            problems.append(Problem(file, 1, None, "an environment file must be a mapping ({} is valid)"))
-            continue
-        if "name" in data:
-            line, col = yamlsrc.position(data, ("name",))
-            message = "unknown key 'name' at the top level; an environment is named by its file name"
-            problems.append(Problem(file, line, col, message))
-        if "settings" in data:
-            line, col = yamlsrc.position(data, ("settings",))
-            message = "unknown key 'settings' at the top level; a backend's settings go under its name (terraform:)"
-            problems.append(Problem(file, line, col, message))
-        fields = {k: v for k, v in data.items() if k not in ("name", "settings")}
-        settings_ok = True
-        for key in registry.settings_keys() & set(fields):
-            try:
-                registry.parse_settings(key, fields[key])
-            except ValidationError as exc:
-                settings_ok = False
-                problems.extend(_problems_from(exc, file, data, (key,)))
-        try:
-            environment = Environment.model_validate({**fields, "name": name})
-        except ValidationError as exc:
-            problems.extend(_problems_from(exc, file, data, ()))
-            continue
-        if settings_ok:
-            environments[name] = environment
+        environment = _environment(path.stem, data, file, problems)
+        if environment is not None:
+            environments[path.stem] = environment
+        else:
+            broken.add(path.stem)
     return environments
+
+
+def _environment(name: str, data: Any, file: str, problems: list[Problem]) -> Environment | None:
+    """One environment from its file's YAML data; None (with problems) when it is invalid."""
+    if data is None:
+        data = yamlsrc.LineDict(line=1)
+    if not isinstance(data, dict):
+        problems.append(Problem(file, 1, None, "an environment file must be a mapping ({} is valid)"))
+        return None
+    if "name" in data:
+        line, col = yamlsrc.position(data, ("name",))
+        message = "unknown key 'name' at the top level; an environment is named by its file name"
+        problems.append(Problem(file, line, col, message))
+    if "settings" in data:
+        line, col = yamlsrc.position(data, ("settings",))
+        message = "unknown key 'settings' at the top level; a backend's settings go under its name (terraform:)"
+        problems.append(Problem(file, line, col, message))
+    fields = {k: v for k, v in data.items() if k not in ("name", "settings")}
+    settings_ok = True
+    for key in registry.settings_keys() & set(fields):
+        try:
+            registry.parse_settings(key, fields[key])
+        except ValidationError as exc:
+            settings_ok = False
+            problems.extend(_problems_from(exc, file, data, (key,)))
+    try:
+        environment = Environment.model_validate({**fields, "name": name})
+    except ValidationError as exc:
+        problems.extend(_problems_from(exc, file, data, ()))
+        return None
+    return environment if settings_ok else None
+
+
+def parse_environment(name: str, text: str, display: str) -> Environment:
+    """An environment from the text of its file (a snapshot taken earlier); ConfigError when invalid."""
+    problems: list[Problem] = []
+    data, found = yamlsrc.loads(text, display)
+    problems.extend(found)
+    environment = None if found and data is None else _environment(name, data, display, problems)
+    if problems or environment is None:
+        raise ConfigError([_one_line(p) for p in problems] or Problem(display, None, None, "not a valid environment"))
+    return environment
+
+
+def check_platform(platform: Platform) -> None:
+    """The cross-checks of ``validate`` on a platform built from snapshots; ConfigError when one fails."""
+    problems = validate.check(platform, {})
+    if problems:
+        raise ConfigError([_one_line(p) for p in problems])
 
 
 def load_platform(config_dir: str | Path = "config") -> Platform:
@@ -261,10 +316,18 @@ def load_platform(config_dir: str | Path = "config") -> Platform:
     problems: list[Problem] = []
     sources: dict[str, Any] = {}
     broken: set[str] = set()
+    broken_environments: set[str] = set()
     components = _load_components(root, problems, sources, broken)
-    environments = _load_environments(root, problems, sources)
+    environments = _load_environments(root, problems, sources, broken_environments)
     platform = Platform(root=root, components=components or {}, environments=environments)
-    problems.extend(validate.check(platform, sources, broken=None if components is None else broken))
+    problems.extend(
+        validate.check(
+            platform,
+            sources,
+            broken=None if components is None else broken,
+            broken_environments=broken_environments,
+        )
+    )
     if problems:
         raise ConfigError([_one_line(p) for p in problems])
     return platform
@@ -279,4 +342,4 @@ def _one_line(problem: Problem) -> Problem:
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
-__all__ = ["load_platform"]
+__all__ = ["check_platform", "load_platform", "parse_environment"]

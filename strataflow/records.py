@@ -36,15 +36,37 @@ def masked(outputs: Mapping[str, Any], sensitive: frozenset[str] | set[str] | li
     return {k: (MASK if k in sensitive else v) for k, v in outputs.items()}
 
 
+class Decision(BaseModel):
+    """An approval decision as recorded: who, what, and whether their identity was verified."""
+
+    decision: str = Field(description="approve, reject, auto (no approval required) or timeout.")
+    approver: str | None = None
+    verified: bool = Field(default=False, description="True when an SSH signature by the approver's key was checked.")
+    comment: str = ""
+    digest: str | None = Field(default=None, description="The digest of what was approved.")
+    at: datetime | None = None
+    flow_run_id: str | None = Field(default=None, description="The run that waited for the decision.")
+
+    def who(self) -> str:
+        """``alice (verified)``, ``bob (not verified)``, or ``automatic``."""
+        if self.decision == "auto" or not self.approver:
+            return "automatic (no approval required)"
+        return f"{self.approver} ({'verified' if self.verified else 'not verified'})"
+
+
 class Applied(BaseModel):
     """What the last successful apply left deployed."""
 
     digest: str
+    bundle: str | None = Field(default=None, description="The digest of the bundle deployed (strataflow.releases).")
+    release: str | None = Field(default=None, description="The release the run was deploying.")
+    how: str = Field(default="apply", description="apply, promotion, rollback or break-glass.")
+    source: str | None = Field(default=None, description="The environment it was promoted from.")
+    approval: Decision | None = Field(default=None, description="Who approved the change that put it there.")
     version: str | None = None
     outputs: dict[str, Any] = Field(default_factory=dict)
     sensitive: list[str] = Field(default_factory=list, description="Output keys stored masked.")
     parameters: dict[str, Any] = Field(default_factory=dict, description="Resolved parameters, secrets as references.")
-    source_digest: str | None = Field(default=None, description="Digest of the template/module files alone.")
     applied_at: datetime
     actor: str | None = None
     flow_run_id: str | None = None
@@ -74,6 +96,7 @@ class ComponentRecord(BaseModel):
     flow_run_id: str | None = None
     actor: str | None = None
     drift: DriftRecord | None = None
+    sandbox: bool = Field(default=False, description="Made on the sandbox (emulated clouds), not a real cloud.")
 
     @property
     def state(self) -> Literal["applied", "failed", "destroyed", "never"]:
@@ -103,6 +126,8 @@ class RunRecord(BaseModel):
     planned: list[str] = Field(default_factory=list)
     components: dict[str, str] = Field(default_factory=dict)
     detail: dict[str, Any] = Field(default_factory=dict, description="Promotion, approval, reason...")
+    sandbox: bool = Field(default=False, description="Made on the sandbox (emulated clouds), not a real cloud.")
+    release: str | None = Field(default=None, description="The environment's release when the run ended.")
 
 
 def applied_outputs(records: Mapping[str, ComponentRecord]) -> dict[str, dict[str, Any]]:
@@ -115,28 +140,52 @@ def sensitive_keys(records: Mapping[str, ComponentRecord]) -> dict[str, frozense
     return {name: frozenset(r.applied.sensitive) for name, r in records.items() if r.applied is not None}
 
 
-def component_key(env: str, cloud: str, component: str) -> str:
+SANDBOX_PREFIX = "sandbox-"
+"""Keys of what the sandbox did start with it; no real key does (they start with ``strata-``)."""
+
+
+def _key(name: str, sandbox: bool) -> str:
+    return (SANDBOX_PREFIX + name if sandbox else name).lower()
+
+
+def component_key(env: str, cloud: str, component: str, sandbox: bool = False) -> str:
     """The artifact key of a component's state record."""
-    return f"strata-{env}-{cloud}-{component}".lower()
+    return _key(f"strata-{env}-{cloud}-{component}", sandbox)
 
 
-def run_key(env: str, cloud: str) -> str:
+def run_key(env: str, cloud: str, sandbox: bool = False) -> str:
     """The artifact key of an environment's run records: its history."""
-    return f"strata-runs-{env}-{cloud}".lower()
+    return _key(f"strata-runs-{env}-{cloud}", sandbox)
 
 
-def lock_name(env: str, cloud: str) -> str:
+def release_key(env: str, cloud: str, sandbox: bool = False) -> str:
+    """The artifact key of an environment's releases, one version per release it reached."""
+    return _key(f"strata-releases-{env}-{cloud}", sandbox)
+
+
+def lock_name(env: str, cloud: str, sandbox: bool = False) -> str:
     """The global concurrency limit that is the environment's lock."""
-    return f"strata-{env}-{cloud}".lower()
+    return _key(f"strata-{env}-{cloud}", sandbox)
+
+
+def release_of(records: Mapping[str, ComponentRecord]) -> dict[str, str]:
+    """Component -> bundle digest of every component the records say is applied (with a known bundle)."""
+    return {
+        name: r.applied.bundle
+        for name, r in sorted(records.items())
+        if r.applied is not None and r.applied.bundle and r.state == "applied"
+    }
 
 
 __all__ = [
     "MASK",
     "OK_STATUSES",
     "REDO_STATUSES",
+    "SANDBOX_PREFIX",
     "Applied",
     "ComponentRecord",
     "ComponentStatus",
+    "Decision",
     "DriftRecord",
     "RunRecord",
     "applied_outputs",
@@ -144,6 +193,8 @@ __all__ = [
     "lock_name",
     "masked",
     "now",
+    "release_key",
+    "release_of",
     "run_key",
     "sensitive_keys",
 ]

@@ -1,4 +1,5 @@
-"""The run report (a contract: see the README) and its renderings: JSON, text, markdown, mermaid.
+"""The run report (a contract: see the README) and its renderings: JSON, text, markdown, mermaid; and the
+promotion report.
 
 Pure: the orchestrator fills a ``RunReport``; the command line prints it, the flow publishes
 it as a markdown artifact. Outputs listed as sensitive are masked in every rendering.
@@ -7,12 +8,17 @@ it as a markdown artifact. Outputs listed as sensitive are masked in every rende
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
 from strataflow.graph import Graph
-from strataflow.records import ComponentStatus
+from strataflow.records import ComponentStatus, Decision, RunRecord
+
+if TYPE_CHECKING:  # only as types: the command line renders reports without loading deepdiff
+    from strataflow.approvals import ApprovalRequest
+    from strataflow.diff import PromotionDiff
+    from strataflow.gates import Gate
 
 
 class ComponentReport(BaseModel):
@@ -100,24 +106,94 @@ def _mermaid_id(name: str) -> str:
     return "c_" + name.replace("-", "_")
 
 
-def markdown(report: RunReport, graph: Graph, next_steps: list[str] | None = None) -> str:
-    """The run report as a Prefect markdown artifact."""
-    rows = ["| component | status | duration | changes | outputs |", "|---|---|---|---|---|"]
+def markdown(report: RunReport, next_steps: list[str] | None = None) -> str:
+    """The run report as a Prefect markdown artifact (the run's task graph is drawn by the UI itself)."""
+    rows = ["| component | status | duration | changes | note |", "|---|---|---|---|---|"]
     for name, comp in report.components.items():
-        outputs = ", ".join(f"`{k}`={_short(v)}" for k, v in comp.outputs.items()) or ""
         note = comp.error or (f"because {comp.skipped_because} failed" if comp.skipped_because else "")
         took = f"{comp.duration_s:.1f}s" if comp.duration_s is not None else ""
-        rows.append(f"| {name} | {comp.status} {note} | {took} | {comp.changes} | {outputs} |")
-    parts = [
-        f"# {report.action} {report.env} ({report.cloud}): {report.status}",
-        "\n".join(rows),
-        "```mermaid\n" + mermaid(graph, {n: c.status for n, c in report.components.items()}) + "\n```",
+        rows.append(f"| {name} | {_MARK[comp.status]} {comp.status} | {took} | {comp.changes} | {_cell(note)} |")
+    parts = [f"# {report.action} {report.env} ({report.cloud}): {report.status}", "\n".join(rows)]
+    outputs = [
+        f"- **{name}**\n" + "\n".join(f"    - `{key}`: {_value(value)}" for key, value in comp.outputs.items())
+        for name, comp in report.components.items()
+        if comp.outputs
     ]
+    if outputs:
+        parts.append("## Outputs\n" + "\n".join(outputs))
     if next_steps:
         parts.append("## Next steps\n" + "\n".join(f"- {s}" for s in next_steps))
     return "\n\n".join(parts)
 
 
-def _short(value: Any) -> str:
-    text_value = str(value)
-    return text_value if len(text_value) <= 60 else text_value[:57] + "..."
+def _cell(text: str) -> str:
+    """Text safe inside a markdown table cell."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _value(value: Any) -> str:
+    """An output value in full: a code span, or a list when it is a list."""
+    if isinstance(value, list):
+        return "".join(f"\n        - `{item}`" for item in value) or "`[]`"
+    text_value = str(value).replace("`", "'")
+    return f"`{text_value}`"
+
+
+def promotion_markdown(
+    record: RunRecord,
+    status: str,
+    checks: list[Gate] | None,
+    diff: PromotionDiff | None,
+    report: dict[str, Any] | None,
+    request: ApprovalRequest | None,
+    refused: list[dict[str, Any]],
+) -> str:
+    """The promotion's report: gates, the diff and plan, who asked and who may decide, the approval, the result."""
+    detail = record.detail
+    source = detail.get("source")
+    title = f"Promote {source} → {record.env}" if source else f"Roll back {record.env}"
+    parts = [
+        f"# {title} ({record.cloud}{', sandbox' if record.sandbox else ''}): {status}",
+        f"Requested by **{record.actor}**.",
+    ]
+    if request is not None:
+        parts.append(
+            f"May decide: {request.who_may_decide()}.\n\nDigest of what is approved: `{request.digest}`"
+            + (f"\n\n`{request.command()}`" if status == "awaiting approval" else "")
+        )
+    if checks:
+        parts.append("## Gates\n" + "\n".join(g.markdown() for g in checks))
+    if diff:
+        parts.append("## Changes\n" + diff.markdown())
+    approval = detail.get("approval")
+    if approval:
+        decision = Decision.model_validate(approval)
+        parts.append(
+            f"## Approval\n{decision.decision} by {decision.who()}" + (f": {decision.comment}" if decision.comment else "")
+        )
+    if refused:
+        parts.append(
+            "## Refused decisions\n"
+            + "\n".join(f"- {r['at']} {r['decision']} by {r['actor']}: {r['reason']}" for r in refused)
+        )
+    if report and report.get("components"):
+        rows = [
+            f"| {n} | {c['status']} | {_cell(c.get('error') or c.get('skipped_because') or '')} |"
+            for n, c in report["components"].items()
+        ]
+        parts.append("## Deployment\n| component | status | note |\n|---|---|---|\n" + "\n".join(rows))
+    if detail.get("reason") and status != "succeeded":
+        parts.append(f"## Outcome\n{detail['reason']}")
+    steps = {
+        "succeeded": f"`strata status {record.env}`; promote onward when {record.env} is verified.",
+        "failed": f"fix the failed components, then promote again (or `strata rollback {record.env}`).",
+        "refused": "fix what the gates name, then promote again.",
+        "rejected": "address the approver's comment, then promote again.",
+        "timed out": "promote again when an approver is available.",
+    }
+    if status in steps:
+        parts.append("## Next steps\n" + steps[status])
+    issue = detail.get("issue")
+    if issue:
+        parts.append(f"Issue: {issue.get('url') or issue.get('number')}")
+    return "\n\n".join(parts)

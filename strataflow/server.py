@@ -5,6 +5,14 @@ With no ``PREFECT_API_URL``, ``strata`` starts (or finds running) ``prefect serv
 emulated clouds beside it (AWS: a moto server; Azure: strataflow's ARM emulator over
 HTTPS) that live as long as the local server, so state and history agree across commands.
 This is the only module that starts local services.
+
+``strata`` only talks to the server it started for this STRATA_HOME: a server is taken as
+ours only when it says (``/api/admin/settings``) that its ``PREFECT_HOME`` is this
+STRATA_HOME's, never because it answers on the port written down (the port is picked, then
+bound later by the server: another may take it in between, and then ours picks another).
+STRATA_HOME is ``0700`` and everything in it ``0600``: the services and, from ``ensure_api`` on,
+strata's own process run with umask 077, and what an older version left readable is tightened
+before the server starts.
 """
 
 from __future__ import annotations
@@ -26,9 +34,13 @@ from pathlib import Path
 from typing import Any
 
 from strataflow.errors import ServerError
-from strataflow.paths import strata_home
+from strataflow.paths import PRIVATE_DIR, private_dir, private_file, private_tree, strata_home, write_private
 
 START_TIMEOUT = 90.0
+START_ATTEMPTS = 3
+"""Ports tried when another server takes the one picked before ours binds it."""
+UMASK = 0o077
+"""The services' umask: what they create under STRATA_HOME is theirs alone."""
 SANDBOX_AWS_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 SANDBOX_AZURE_SUBSCRIPTIONS = tuple(
     os.environ.get(
@@ -60,7 +72,7 @@ def _read(name: str) -> dict[str, Any] | None:
 @contextlib.contextmanager
 def _exclusive() -> Iterator[None]:
     """One strata process at a time starts services (others wait, then reuse them)."""
-    with open(home() / "services.lock", "w") as handle:
+    with os.fdopen(private_file(home() / "services.lock"), "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -103,11 +115,18 @@ def _healthy(url: str, path: str = "/health", context: Any = None) -> bool:
         return False
 
 
-def _spawn(name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    log = open(home() / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
-    return subprocess.Popen(  # noqa: S603 - our own interpreter and modules
-        command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-    )
+def _spawn(name: str, command: list[str], env: dict[str, str], log: Path | None = None) -> subprocess.Popen[bytes]:
+    """``command`` in a session of its own, its output appended to ``log`` (default ``$STRATA_HOME/<name>.log``)."""
+    with os.fdopen(private_file(log or home() / f"{name}.log", "a"), "ab") as out:  # the child keeps its own copy
+        return subprocess.Popen(  # noqa: S603 - our own interpreter and modules
+            command,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            umask=UMASK,
+        )
 
 
 def _wait_healthy(name: str, process: subprocess.Popen[bytes], url: str, path: str, context: Any = None) -> None:
@@ -138,22 +157,62 @@ def configured_api_url() -> str | None:
 
 
 def local_server() -> dict[str, Any] | None:
-    """The running local server's details (url, pid), or None."""
+    """The running local server of this STRATA_HOME (url, pid, port), or None: one that is not ours is None."""
     info = _read("server")
-    if info and _alive(info.get("pid")) and _healthy(info["url"], "/api/health"):
-        return info
+    if not info or not _alive(info.get("pid")):
+        return None
+    for attempt in range(3):  # a busy server may be slow to answer: it is not given up for another at once
+        found = _identify(str(info.get("url")))
+        if found != "silent" or not _alive(info.get("pid")):
+            return info if found == "ours" else None
+        time.sleep(0.5 * (attempt + 1))
     return None
+
+
+def _prefect_home() -> Path:
+    return home() / "prefect"
+
+
+def _ours(url: str) -> bool:
+    """Whether the Prefect server at ``url`` answers and keeps its data in this STRATA_HOME."""
+    return _identify(url) == "ours"
+
+
+def _identify(url: str) -> str:
+    """``ours``: the server at ``url`` says its PREFECT_HOME is this STRATA_HOME's; ``foreign``: another's
+    (or not a Prefect server); ``silent``: nothing answered in time."""
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/api/admin/settings", timeout=5) as response:  # noqa: S310 - loopback only
+            settings = json.loads(response.read())
+    except urllib.error.HTTPError:
+        return "foreign"
+    except (OSError, urllib.error.URLError):
+        return "silent"
+    except ValueError:
+        return "foreign"
+    where = settings.get("home") if isinstance(settings, dict) else None
+    try:
+        return "ours" if isinstance(where, str) and Path(where).resolve() == _prefect_home().resolve() else "foreign"
+    except OSError:
+        return "foreign"
 
 
 def ensure_api(announce: bool = True) -> str:
     """Point this process at a Prefect API: the configured one (environment or profile), else the local server."""
     global _announced  # noqa: PLW0603 - say it once per process
+    # what this process writes (under STRATA_HOME: bundles, terraform working copies; a --report) is the user's alone
+    os.umask(UMASK)
     configured = configured_api_url()
     if configured:
         return configured
     info = start_local()
     os.environ["PREFECT_API_URL"] = info["url"] + "/api"
     os.environ.setdefault("PREFECT_UI_URL", info["url"])
+    # Prefect read its settings when configured_api_url imported it: without this, this process
+    # would run its flows on a temporary in-process server instead of ours
+    from prefect.context import refresh_global_settings_context
+
+    refresh_global_settings_context()
     if announce and not _announced:
         _announced = True
         print(f"strata: using the local Prefect server; UI at {info['url']}", file=sys.stderr)
@@ -167,10 +226,25 @@ def start_local() -> dict[str, Any]:
 
 
 def _start_server() -> dict[str, Any]:
-    port = _free_port(int(os.environ.get("STRATA_SERVER_PORT", "4200")))
+    private_tree(home())  # what an older strataflow (or an older umask) left readable to others
+    preferred: int | None = int(os.environ.get("STRATA_SERVER_PORT", "4200"))
+    for _ in range(START_ATTEMPTS):
+        port = _free_port(preferred)
+        started = _try_server(port)
+        if started is not None:
+            return started
+        preferred = None  # another server took the port before ours bound it: any free port
+    raise ServerError(
+        f"the local server did not start: another server took each port picked for it; see {home() / 'server.log'}"
+    )
+
+
+def _try_server(port: int) -> dict[str, Any] | None:
+    """Start the server on ``port``; its details, or None when the port was taken by another process first."""
     url = f"http://127.0.0.1:{port}"
-    prefect_home = home() / "prefect"
-    prefect_home.mkdir(exist_ok=True)
+    prefect_home = _prefect_home()
+    prefect_home.mkdir(exist_ok=True, mode=PRIVATE_DIR)
+    private_dir(prefect_home)
     env = {
         **os.environ,
         "PREFECT_HOME": str(prefect_home),
@@ -189,14 +263,31 @@ def _start_server() -> dict[str, Any]:
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
         env,
     )
-    _wait_healthy("server", process, url, "/api/health")
-    info = {"url": url, "pid": process.pid, "port": port}
-    _state_file("server").write_text(json.dumps(info))
-    print(f"strata: started a local Prefect server (SQLite in {home()}); UI at {url}", file=sys.stderr)
-    return info
+    deadline = time.monotonic() + START_TIMEOUT
+    while not _ours(url):
+        if process.poll() is not None:
+            if _healthy(url, "/api/health"):
+                return None  # ours could not bind: another server answers there (never used)
+            break
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    else:
+        info = {"url": url, "pid": process.pid, "port": port}
+        write_private(_state_file("server"), json.dumps(info))
+        print(f"strata: started a local Prefect server (SQLite in {home()}); UI at {url}", file=sys.stderr)
+        return info
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGTERM)
+    tail = (home() / "server.log").read_text(errors="replace").strip().splitlines()[-5:]
+    raise ServerError(f"the local server did not start; see {home() / 'server.log'}: {' | '.join(tail)}")
 
 
 # --- the sandbox clouds ---------------------------------------------------------------------
+
+
+SANDBOXES = ("aws", "azure", "pricing")
+"""The emulated services `--sandbox` uses: the two clouds, and their price lists."""
 
 
 def sandbox(cloud: str) -> dict[str, Any]:
@@ -205,13 +296,17 @@ def sandbox(cloud: str) -> dict[str, Any]:
         info = _read(f"sandbox-{cloud}")
         if not (info and _alive(info.get("pid")) and _sandbox_healthy(cloud, info)):
             info = _start_sandbox(cloud)
-    credentials: dict[str, Any] = dict(SANDBOX_AWS_CREDENTIALS) if cloud == "aws" else {"ca_bundle": info["ca_bundle"]}
+    credentials: dict[str, Any] = (
+        dict(SANDBOX_AWS_CREDENTIALS) if cloud == "aws" else {"ca_bundle": info["ca_bundle"]} if cloud == "azure" else {}
+    )
     return {"endpoint_url": info["url"], "credentials": credentials}
 
 
 def _sandbox_healthy(cloud: str, info: dict[str, Any]) -> bool:
     if cloud == "aws":
         return _healthy(info["url"], "/moto-api/")
+    if cloud == "pricing":
+        return _healthy(info["url"], "/health")
     import ssl
 
     return _healthy(info["url"], "/", ssl.create_default_context(cafile=info["ca_bundle"]))
@@ -229,7 +324,8 @@ def _start_sandbox(cloud: str) -> dict[str, Any]:
         import ssl
 
         cert_dir = home() / "sandbox-azure"
-        cert_dir.mkdir(exist_ok=True)
+        cert_dir.mkdir(exist_ok=True, mode=PRIVATE_DIR)
+        private_dir(cert_dir)
         url = f"https://127.0.0.1:{port}"
         subscriptions = [f"--subscription={s}" for s in SANDBOX_AZURE_SUBSCRIPTIONS]
         process = _spawn(
@@ -253,9 +349,15 @@ def _start_sandbox(cloud: str) -> dict[str, Any]:
         context = ssl.create_default_context(cafile=str(ca_bundle)) if ca_bundle.exists() else None
         _wait_healthy("sandbox-azure", process, url, "/", context)
         info = {"url": url, "pid": process.pid, "ca_bundle": str(ca_bundle)}
+    elif cloud == "pricing":  # the clouds' price lists and billing queries, from a dated snapshot
+        url = f"http://127.0.0.1:{port}"
+        command = [sys.executable, "-m", "strataflow.backends.pricing.sandbox", "--port", str(port)]
+        process = _spawn("sandbox-pricing", command, env)
+        _wait_healthy("sandbox-pricing", process, url, "/health")
+        info = {"url": url, "pid": process.pid}
     else:
         raise ServerError(f"no sandbox for cloud '{cloud}'")
-    _state_file(f"sandbox-{cloud}").write_text(json.dumps(info))
+    write_private(_state_file(f"sandbox-{cloud}"), json.dumps(info))
     return info
 
 
@@ -264,7 +366,7 @@ def _start_sandbox(cloud: str) -> dict[str, Any]:
 
 def status() -> dict[str, Any]:
     found: dict[str, Any] = {"home": str(home()), "server": local_server()}
-    for cloud in ("aws", "azure"):
+    for cloud in SANDBOXES:
         info = _read(f"sandbox-{cloud}")
         found[f"sandbox-{cloud}"] = info if info and _alive(info.get("pid")) else None
     return found
@@ -273,7 +375,7 @@ def status() -> dict[str, Any]:
 def stop() -> list[str]:
     """Stop the local server and the sandboxes; returns what was stopped."""
     stopped = []
-    for name in ("server", "sandbox-aws", "sandbox-azure"):
+    for name in ("server", *(f"sandbox-{cloud}" for cloud in SANDBOXES)):
         info = _read(name)
         if info and _alive(info.get("pid")):
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -301,12 +403,9 @@ class BackgroundJob:
 def spawn_detached(name: str, command: list[str]) -> BackgroundJob:
     """Run a strata command in the background, detached from this terminal, logging under STRATA_HOME."""
     jobs = home() / "jobs"
-    jobs.mkdir(exist_ok=True)
+    jobs.mkdir(exist_ok=True, mode=PRIVATE_DIR)
+    private_dir(jobs)
     stamp = f"{name}-{int(time.time() * 1000)}"
     log, id_file = jobs / f"{stamp}.log", jobs / f"{stamp}.id"
     env = {**os.environ, "STRATA_PROMOTION_ID_FILE": str(id_file)}
-    with open(log, "ab") as out:
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            command, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-        )
-    return BackgroundJob(process, log, id_file)
+    return BackgroundJob(_spawn(name, command, env, log), log, id_file)

@@ -31,8 +31,8 @@ Quoting cannot stop a program from reading a value that starts with ``-`` as an 
 ``Prepared.display``, the template as written, never values.
 
 ``mask`` hides secrets in every form ``mask_forms`` lists (raw, quoted, JSON-, URL-,
-base64-, backslash-escaped, and each line of ``MIN_LINE`` or more characters: shorter
-fragments such as ``}`` would hide ordinary text), longest first, as ``***``.
+base64-, backslash-escaped, and each line of ``MIN_LINE`` or more characters of each of these
+forms: shorter fragments such as ``}`` would hide ordinary text), longest first, as ``***``.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ def environment(prepared: Prepared, values: Mapping[str, str]) -> dict[str, str]
 
 
 def mask_forms(secret: str) -> set[str]:
-    """Every form ``secret`` can take in output: raw, quoted, escaped, encoded, and its long lines."""
+    """Every form ``secret`` can take in output: raw, quoted, escaped, encoded, and the long lines of each."""
     if not secret:
         return set()
     raw = secret.encode("utf-8", "surrogatepass")
@@ -136,7 +136,8 @@ def mask_forms(secret: str) -> set[str]:
         re.sub(r'([\\"$`])', r"\\\1", secret),  # inside "..."
         secret.encode("unicode_escape").decode("ascii"),  # Python, C: \n \\ \xe9
     }
-    forms.update(line for line in secret.splitlines() if len(line) >= MIN_LINE)
+    # a form printed across lines (raw, quoted, escaped newlines kept) shows one line of it per log line
+    forms.update(line for form in list(forms) for line in form.splitlines() if len(line) >= MIN_LINE)
     return forms
 
 

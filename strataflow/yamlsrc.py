@@ -17,14 +17,16 @@ from strataflow.errors import Problem
 
 
 class LineDict(dict[str, Any]):
-    """A mapping that remembers the 1-based line and column of each of its keys."""
+    """A mapping that remembers the 1-based line and column of each of its keys, and of the items of its lists."""
 
-    __slots__ = ("line", "positions")
+    __slots__ = ("items_at", "line", "positions")
 
     def __init__(self, *args: Any, line: int | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.line = line
         self.positions: dict[str, tuple[int, int]] = {}
+        self.items_at: dict[str, list[tuple[int, int]]] = {}
+        """Key -> the line and column of each item of the list that is its value (``depends_on: [a, b]``)."""
 
 
 class _Loader(yaml.SafeLoader):
@@ -56,6 +58,10 @@ def _construct_mapping(loader: Any, node: yaml.MappingNode, deep: bool = False) 
             )
         mapping[key] = loader.construct_object(value_node, deep=True)
         mapping.positions[key] = (line, column)
+        if isinstance(value_node, yaml.SequenceNode):
+            mapping.items_at[key] = [(item.start_mark.line + 1, item.start_mark.column + 1) for item in value_node.value]
+        else:
+            mapping.items_at.pop(key, None)
     return mapping
 
 
@@ -100,7 +106,10 @@ def loads(text: str, name: str) -> tuple[Any, list[Problem]]:
         fast: _FastLoader | None = None
         try:
             fast = _FastLoader(text, name)
-            return fast.get_single_data(), fast.problems
+            data = fast.get_single_data()
+            if data is not None or not text.strip():
+                return data, fast.problems
+            # nothing loaded from non-blank text: the pure-Python loader says whether that is an error
         except Exception:  # noqa: BLE001, S110 - the pure-Python loader below reports what is wrong
             pass
         finally:
@@ -158,18 +167,23 @@ def _line_column(text: str | bytes, offset: int) -> tuple[int, int]:
 
 
 def position(data: Any, loc: tuple[str | int, ...]) -> tuple[int | None, int | None]:
-    """The line and column of the deepest key along ``loc`` that the data remembers."""
+    """The line and column of the deepest key (or list item) along ``loc`` that the data remembers."""
     line: int | None = getattr(data, "line", None)
     column: int | None = None
     node = data
+    items: list[tuple[int, int]] | None = None  # the positions of node's items, when node is a mapping's list
     for part in loc:
         if isinstance(node, LineDict) and isinstance(part, str) and part in node.positions:
             line, column = node.positions[part]
+            items = node.items_at.get(part)
             node = node[part]
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            if items is not None and part < len(items):
+                line, column = items[part]
+            else:
+                line, column = getattr(node[part], "line", line), None
             node = node[part]
-            line = getattr(node, "line", line)
-            column = None
+            items = None
         else:
             break
     return line, column

@@ -17,7 +17,13 @@ os.environ.pop("PREFECT_API_URL", None)
 os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
 os.environ["STRATA_ACTOR"] = "tester"
 
-from tests.support.faults import Processes  # noqa: E402 - after the environment above is set
+from tests.support.processes import Processes  # noqa: E402 - after the environment above is set
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The session's STRATA_HOME goes with it (the server in it, if one was started, is stopped by then)."""
+    del config
+    shutil.rmtree(_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from strataflow.digest import source_digest
 from strataflow.errors import ConfigError
 from strataflow.graph import component_graph
 from strataflow.load import load_platform
+from strataflow.releases import bundle_of
 from tests.support import plugin_backend
-from tests.support.configs import write_tree
-from tests.support.platforms import unique
+from tests.support.configs import unique, write_tree
 
 COMPONENTS = """\
 components:
@@ -71,11 +70,10 @@ class TestMadeUpBackend:
         platform = load_platform(config)
         graph = component_graph(platform, platform.environment("dev"), "aws")
         assert graph.upstream["note"] == {"base"}
-        impl = platform.components["note"].impl("aws")
-        assert impl is not None
-        before = source_digest(config, impl)
+        before = bundle_of(platform, "note", "aws").manifest
+        assert set(before.files) == {"notes/manifest.txt"}
         (config / "notes/manifest.txt").write_text("v2\n")
-        assert source_digest(config, impl) != before
+        assert bundle_of(platform, "note", "aws").manifest.digest != before.digest
 
     def test_apply_deploys_it_through_the_orchestrator(
         self, tmp_path: Path, notes: None, prefect_api: str, strata_home: Path

@@ -108,6 +108,27 @@ class TestValidate:
         assert "test.yaml:1:1: unknown key 'variabels'" in lines[3]
 
 
+    def test_one_stack_name_in_accounts_that_differ_is_accepted(self, tmp_path: Path) -> None:
+        """A component's own stack_name is used in every environment: only where two may share an account and region
+        is that a collision (the corpus's name-collision-* cases are the refused ones)."""
+        stack = "    backend: cloudformation\n    template: stack.yaml\n    stack_name: network\n"
+        files = {
+            "components.yaml": f"components:\n  network:\n{stack}",
+            "stack.yaml": "Resources: {}\n",
+            "environments/dev.yaml": "clouds:\n  aws: {account_id: '111111111111'}\n",
+            "environments/prod.yaml": "clouds:\n  aws: {account_id: '222222222222'}\n",
+        }
+        config = tmp_path / "accounts"
+        for relative, text in files.items():
+            (config / relative).parent.mkdir(parents=True, exist_ok=True)
+            (config / relative).write_text(text)
+        assert strata("validate", "--config", str(config)).returncode == 0
+        (config / "environments" / "qa.yaml").write_text("clouds:\n  aws: {}\n")  # any account: it may meet both
+        run = strata("validate", "--config", str(config))
+        assert run.returncode == 2
+        assert "the stack name 'network' of 'network' in environment 'qa' (aws) is also that of" in run.stderr
+
+
 class TestGraphCommand:
     def test_json_shape(self, sample: Path) -> None:
         """`graph --format json` gives env, cloud, components with phase, an order respecting every edge."""

@@ -529,6 +529,25 @@ class TestDestroy:
             backend.destroy(exporter)
 
 
+MEANING_TEMPLATE = """\
+AWSTemplateFormatVersion: "2010-09-09"
+Parameters:
+  Names: {Type: CommaDelimitedList}
+  Zones: {Type: "List<String>"}
+  Count: {Type: Number}
+  Ratio: {Type: Number}
+  Token: {Type: String, Default: none}
+  Hidden: {Type: String, NoEcho: true, Default: none}
+Resources:
+  Setting:
+    Type: AWS::SSM::Parameter
+    Properties:
+      Name: !Sub /strata-test/${AWS::StackName}/values
+      Type: String
+      Value: !Join ["-", [!Join [",", !Ref Names], !Join [",", !Ref Zones], !Ref Count, !Ref Ratio, !Ref Token, !Ref Hidden]]
+"""
+
+
 class TestDrift:
     def test_endpoint_without_drift_detection(self, tmp_path: Path, backend: CloudFormationBackend) -> None:
         """moto has no drift detection: drift() compares the stack's parameters only, and finds none changed."""
@@ -548,6 +567,44 @@ class TestDrift:
         drift = backend.drift(run)
         assert drift.drifted is True
         assert drift.resources == ["parameter Greeting (AWS::CloudFormation::Stack): applied 'hi', deployed 'tampered'"]
+
+    def test_parameters_are_compared_by_meaning(self, tmp_path: Path, backend: CloudFormationBackend) -> None:
+        """A list given as a list or as 'a, b', and a number, are in sync with how the stack spells them back."""
+        parameters = {"Names": ["a", "b"], "Zones": "x, y", "Count": 3, "Ratio": "1.50"}
+        run = make_run(tmp_path, MEANING_TEMPLATE, parameters=parameters)
+        backend.apply(run)
+        deployed = client_of(run).describe_stacks(StackName="strata-dev-settings")["Stacks"][0]["Parameters"]
+        assert {p["ParameterKey"]: p["ParameterValue"] for p in deployed}["Names"] != "a,b"  # moto: "['a', 'b']"
+        drift = backend.drift(run)
+        assert (drift.drifted, drift.resources) == (False, [])
+        changed = make_run(tmp_path, MEANING_TEMPLATE, parameters={**parameters, "Names": ["a", "c"]})
+        assert backend.drift(changed).resources == [
+            "parameter Names (AWS::CloudFormation::Stack): applied 'a,c', deployed \"['a', 'b']\""
+        ]
+
+    def test_secret_and_noecho_parameter_values_are_never_shown(self, tmp_path: Path, backend: CloudFormationBackend) -> None:
+        """A secret parameter (not NoEcho) and a NoEcho one changed by hand are drift, named without either value."""
+        secret = "it's a \"secret\" $x"
+        parameters = {"Names": "a", "Zones": "x", "Count": 1, "Ratio": "1", "Token": secret, "Hidden": "hidden-1"}
+        run = make_run(tmp_path, MEANING_TEMPLATE, parameters=parameters, secrets=frozenset({secret}))
+        backend.apply(run)
+        assert backend.drift(run).drifted is False
+        client_of(run).update_stack(
+            StackName="strata-dev-settings",
+            UsePreviousTemplate=True,
+            Parameters=[
+                *({"ParameterKey": k, "UsePreviousValue": True} for k in ("Names", "Zones", "Count", "Ratio")),
+                {"ParameterKey": "Token", "ParameterValue": "tampered-token"},
+                {"ParameterKey": "Hidden", "ParameterValue": "tampered-hidden"},
+            ],
+        )
+        drift = backend.drift(run)
+        assert drift.drifted is True
+        assert drift.resources == [
+            f"parameter {key} (AWS::CloudFormation::Stack): the deployed value differs from the applied one "
+            "(secret: not shown)"
+            for key in ("Hidden", "Token")
+        ]
 
     def test_drifted_resources_are_listed(self, tmp_path: Path, backend: CloudFormationBackend) -> None:
         """AWS's drift answers become 'LogicalId (Type): STATUS' lines."""

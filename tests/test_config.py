@@ -19,10 +19,10 @@ from strataflow.backends.cloudformation import CloudFormationImpl
 from strataflow.backends.command import CommandImpl
 from strataflow.backends.terraform import TerraformImpl
 from strataflow.config import Platform, parse_duration
-from strataflow.digest import config_digest, source_digest
 from strataflow.errors import ConfigError, UsageError
 from strataflow.graph import Graph, component_graph, select_components
 from strataflow.load import load_platform
+from strataflow.releases import bundle_of, config_digest
 from strataflow.resolve import merged_parameters
 from tests.support.configs import SAMPLE_COMPONENTS, SAMPLE_ENVIRONMENTS, SAMPLE_FILES, sample_config, write_tree
 
@@ -198,7 +198,7 @@ class TestEnvironments:
         assert prod.declared_clouds() == ["aws"]
         assert prod.promote_from == "dev"
         assert prod.approval.required is True
-        assert prod.approval.approvers == ["alice", "bob"]
+        assert prod.approval.names == ["alice", "bob"]
         assert prod.approval.timeout == 86400.0
         assert prod.variables == {"vpc_cidr": "10.1.0.0/16"}
         assert platform.environment("dev").clouds.aws is not None
@@ -251,7 +251,7 @@ class TestEnvironments:
 
     def test_cycle_closed_by_an_override_is_reported_in_that_environment(self, tmp_path: Path) -> None:
         """An override whose output reference closes a cycle is reported in its environment file."""
-        env = SAMPLE_ENVIRONMENTS["prod"] + "  network: {parameters: {x: '${smoke-test.outputs.Url}'}}\n"
+        env = SAMPLE_ENVIRONMENTS["prod"] + "  network: {parameters: {VpcCidr: '${smoke-test.outputs.Url}'}}\n"
         problems = _problems(sample_config(tmp_path, {"environments/prod.yaml": env}))
         assert len(problems) == 1
         where = f"{tmp_path}/environments/prod.yaml:11:3: "
@@ -266,7 +266,7 @@ class TestEnvironments:
         """Overrides in two environments that would form a cycle only together are valid."""
         dev = SAMPLE_ENVIRONMENTS["dev"] + "  identity: {parameters: {dns: '${dns.outputs.zone}'}}\n"
         prod = SAMPLE_ENVIRONMENTS["prod"].replace(
-            "dns: {enabled: false}", "dns: {parameters: {id: '${identity.outputs.id}'}}"
+            "dns: {enabled: false}", "dns: {parameters: {zone: '${identity.outputs.id}'}}"
         )
         config = sample_config(tmp_path, {"environments/dev.yaml": dev, "environments/prod.yaml": prod})
         platform = load_platform(config)
@@ -317,15 +317,16 @@ class TestDigest:
 
     def _digest(self, config: Path, component: str = "network", parameters: dict[str, Any] | None = None) -> str:
         platform = load_platform(config)
-        impl = platform.components[component].impl("aws")
-        assert impl is not None
-        version = platform.components[component].version
-        return config_digest(impl, parameters or {"VpcCidr": "10.0.0.0/16"}, version, source=source_digest(config, impl))
+        bundle = bundle_of(platform, component, "aws").manifest.digest
+        return config_digest(bundle, parameters or {"VpcCidr": "10.0.0.0/16"})
+
+    def _bundle(self, config: Path, component: str) -> str:
+        return bundle_of(load_platform(config), component, "aws").manifest.digest
 
     def test_changes_with_template_content(self, config: Path) -> None:
         """Editing the deployed template changes the digest."""
         before = self._digest(config)
-        (config / "templates/aws/network.yaml").write_text("Resources: {Vpc: {Type: AWS::EC2::VPC}}\n")
+        (config / "templates/aws/network.yaml").write_text(SAMPLE_FILES["templates/aws/network.yaml"] + "# edited\n")
         assert self._digest(config) != before
 
     def test_changes_with_parameters(self, config: Path) -> None:
@@ -351,16 +352,14 @@ class TestDigest:
         assert self._digest(config) != before
 
     def test_stable_under_unrelated_changes(self, config: Path) -> None:
-        """Another component's template, the description, the timeout, an environment and stray files do not matter."""
+        """Another component's template, the description, an environment and stray files do not matter."""
         before = self._digest(config)
-        text = SAMPLE_COMPONENTS.replace("VPC, subnets and routing", "the network").replace(
-            "      parameters: {VpcCidr", "      timeout: 60\n      parameters: {VpcCidr", 1
-        )
+        text = SAMPLE_COMPONENTS.replace("VPC, subnets and routing", "the network")
         write_tree(
             config,
             {
                 "components.yaml": text,
-                "templates/aws/clusters.yaml": "Resources: {Other: {}}\n",
+                "templates/aws/clusters.yaml": SAMPLE_FILES["templates/aws/clusters.yaml"] + "# edited\n",
                 "templates/aws/notes.txt": "unrelated\n",
                 "environments/dev.yaml": SAMPLE_ENVIRONMENTS["dev"].replace("NodeCount: 3", "NodeCount: 5"),
             },
@@ -369,8 +368,7 @@ class TestDigest:
 
     def test_module_digest_ignores_terraform_state(self, config: Path) -> None:
         """A module's digest covers its files and its lock file, but not state or .terraform/."""
-        impl = load_platform(config).components["dns"].impl("aws")
-        before = source_digest(config, impl)
+        before = self._bundle(config, "dns")
         write_tree(
             config,
             {
@@ -379,21 +377,18 @@ class TestDigest:
                 "modules/dns/.terraform/providers/x": "binary",
             },
         )
-        assert source_digest(config, impl) == before
+        assert self._bundle(config, "dns") == before
         write_tree(config, {"modules/dns/.terraform.lock.hcl": "lock"})
-        assert source_digest(config, impl) != before, "the provider lock file is part of the module"
-        before = source_digest(config, impl)
-        write_tree(config, {"modules/dns/variables.tf": 'variable "zone" {}\n'})
-        assert source_digest(config, impl) != before
+        assert self._bundle(config, "dns") != before, "the provider lock file is part of the module"
+        before = self._bundle(config, "dns")
+        write_tree(config, {"modules/dns/variables.tf": 'variable "ttl" {\n  default = 300\n}\n'})
+        assert self._bundle(config, "dns") != before
 
     def test_command_digest_follows_the_command(self, config: Path) -> None:
         """For a command component the command text is what the digest follows."""
-        platform = load_platform(config)
-        impl = platform.components["identity"].impl("aws")
-        assert isinstance(impl, CommandImpl)
-        other = impl.model_copy(update={"apply": "echo identity v2"})
-        source = source_digest(config, impl)
-        assert config_digest(impl, {}, None, source=source) != config_digest(other, {}, None, source=source)
+        before = self._bundle(config, "identity")
+        write_tree(config, {"components.yaml": SAMPLE_COMPONENTS.replace('apply: "echo identity"', 'apply: "echo identity v2"')})
+        assert self._bundle(config, "identity") != before
 
 
 # --- fuzzing ------------------------------------------------------------------------------------------

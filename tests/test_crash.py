@@ -20,19 +20,11 @@ from typing import Any
 import pytest
 
 from tests.support.aws import ACCOUNT, PARAMETER_TEMPLATE, REGION
-from tests.support.faults import (
-    Processes,
-    api,
-    cli,
-    command,
-    count,
-    start_server,
-    statuses,
-    stop_server,
-    unique,
-    wait_until,
-    write_platform,
-)
+from tests.support.cli import cli
+from tests.support.configs import command, count, unique, write_platform
+from tests.support.prefect_api import api, statuses
+from tests.support.processes import Processes, start_server, stop_server
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

@@ -11,7 +11,7 @@ import yaml
 
 from strataflow.backends.terraform.backend import working_dir
 from tests.support.cli import strata
-from tests.support.platforms import unique
+from tests.support.configs import unique
 from tests.support.terraform import RECORD_MODULE, edit_state, instance_attributes, make_run, terraform_path
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -27,7 +27,8 @@ class TestTerraformDrift:
     """A Terraform component whose state is edited behind strataflow's back."""
 
     def test_drift_is_reported_recorded_and_blocks_promotion(self, tmp_path: Path, strata_home: Path) -> None:
-        """`strata drift` names the drifted output, status records it, and promoting that environment exits 5."""
+        """`strata drift` exits 0 in sync, then 6 naming the drifted output; status records it, and promoting that
+        environment exits 5."""
         terraform_path()
         (tmp_path / "modules" / "record").mkdir(parents=True)
         (tmp_path / "modules" / "record" / "main.tf").write_text(RECORD_MODULE)
@@ -51,7 +52,10 @@ class TestTerraformDrift:
             instance_attributes(state, "terraform_data.record")["output"]["value"] = {"name": "hijacked"}
 
         edit_state(state_file, rename)
-        found = json.loads(ok("drift", dev, "--config", config, "--json"))
+        drifted = strata("drift", dev, "--config", config, "--json")
+        assert drifted.returncode == 6, drifted.stderr  # like terraform plan -detailed-exitcode: drift is not success
+        assert f"{dev} (aws) drifted: record" in drifted.stderr
+        found = json.loads(drifted.stdout)
         assert found["drifted"] == ["record"]
         assert found["components"]["record"]["resources"] == ["output.name (update)"]
         status = json.loads(ok("status", dev, "--config", config, "--json"))

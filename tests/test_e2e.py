@@ -8,7 +8,7 @@ docs/running-on-a-prefect-server.md tells a user to type:
     prefect deploy --all --no-prompt                       (in the project directory)
     prefect worker start --pool strata                     (anywhere; STRATA_HOME shared)
     prefect deployment run 'orchestrate/dev' --param sandbox=true --watch
-    strata apply dev --sandbox --json                      (the CLI agrees with the deployment run)
+    strata apply dev --sandbox --json                      (the deployment run then agrees: all unchanged)
     prefect deployment run 'promote/dev-to-staging' --param sandbox=true --watch
     prefect deployment run 'promote/staging-to-prod' --param sandbox=true --param actor=carol
     prefect flow-run ls --flow-name promote --state-type PAUSED -o json
@@ -43,7 +43,7 @@ from tests.support.services import (
     prefect_server,
     prefect_worker,
     run,
-    wait_until,
+    wait_for_service,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -136,36 +136,44 @@ def test_deployments_workers_promotion_and_approval(database: str, tmp_path: Pat
         worker = stack.enter_context(prefect_worker(POOL, worker_env, elsewhere, s.worker_log))
         services.append(worker)
 
-        # --- dev from its deployment, then the same from the CLI --------------------------------------
-        s.ok(*RUN, "orchestrate/dev", "--param", "sandbox=true", "--watch", timeout=WATCH)
-        assert (strata_home / "sandbox-aws.json").exists(), "no sandbox under the worker's STRATA_HOME"
-        from_deployment = s.json("strata", "status", "dev", "--json")
-        components = list(from_deployment["components"])
-        assert len(components) >= 5, from_deployment
-        for name, info in from_deployment["components"].items():
-            assert info["state"] == "applied" and not info["pending_change"], (name, info)
-        dev_run = s.json("strata", "history", "dev", "--json")[0]
-        assert (dev_run["kind"], dev_run["action"], dev_run["status"]) == ("orchestrate", "apply", "succeeded"), dev_run
-        assert dev_run["detail"]["sandbox"] is True
-
+        # --- dev from the CLI, then the same from its deployment: nothing to do ----------------------
         report = s.json("strata", "apply", "dev", "--sandbox", "--json")
-        # the CLI resolves exactly what the deployment run applied: nothing to do
         assert report["status"] == "succeeded", report
-        statuses = {n: c["status"] for n, c in report["components"].items()}
-        assert statuses == dict.fromkeys(components, "unchanged"), report
-        from_cli = s.json("strata", "status", "dev", "--json")
+        components = list(report["components"])
+        assert len(components) >= 5, report
+        assert (strata_home / "sandbox-aws.json").exists(), "no sandbox under STRATA_HOME"
+        from_cli = s.json("strata", "status", "dev", "--sandbox", "--json")
+        for name, info in from_cli["components"].items():
+            assert info["state"] == "applied" and not info["pending_change"], (name, info)
+        assert {c["state"] for c in s.json("strata", "status", "dev", "--json")["components"].values()} == {"never"}, (
+            "sandbox records are not the cloud's"
+        )
+        s.ok(*RUN, "orchestrate/dev", "--param", "sandbox=true", "--watch", timeout=WATCH)
+        dev_run = s.json("strata", "history", "dev", "--sandbox", "--json")[0]
+        assert (dev_run["kind"], dev_run["action"], dev_run["status"]) == ("orchestrate", "apply", "succeeded"), dev_run
+        assert dev_run["components"] == dict.fromkeys(components, "unchanged"), "the worker agrees with the CLI"
+        from_deployment = s.json("strata", "status", "dev", "--sandbox", "--json")
         assert _shape(from_cli) == _shape(from_deployment)
-        cli_run = s.json("strata", "history", "dev", "--json")[0]
-        assert cli_run["flow_run_id"] == report["flow_run_id"] != dev_run["flow_run_id"]
-        assert set(cli_run) == set(dev_run) and set(cli_run["detail"]) == set(dev_run["detail"])
-        assert cli_run["components"] == dict.fromkeys(components, "unchanged")
+
+        # --- a deployment made for dev refuses a run pointed at prod -----------------------------------
+        refused = s.run(*RUN, "orchestrate/dev", "--param", "env=prod", "--param", "sandbox=true", "--watch", timeout=WATCH)
+        assert refused.returncode != 0, refused.describe()
+        assert not s.json("strata", "history", "prod", "--sandbox", "--json"), "nothing ran in prod"
+
+        # --- the worker reads the bundles the CLI stored through the API, not from this disk ---------
+        for snapshot in sorted((strata_home / "bundles").glob("*")):
+            if snapshot.is_dir():
+                for file in sorted(snapshot.rglob("*"), reverse=True):
+                    file.unlink() if file.is_file() else file.rmdir()
+                snapshot.rmdir()
 
         # --- dev -> staging: no approval ---------------------------------------------------------------------
         s.ok(*RUN, "promote/dev-to-staging", "--param", "sandbox=true", "--watch", timeout=WATCH)
-        staging = s.json("strata", "status", "staging", "--json")
+        staging = s.json("strata", "status", "staging", "--sandbox", "--json")
         assert list(staging["components"]) == components
         assert all(c["state"] == "applied" and not c["pending_change"] for c in staging["components"].values()), staging
-        promotion = next(r for r in s.json("strata", "history", "staging", "--json") if r["kind"] == "promote")
+        assert staging["release"] == from_cli["release"], "staging runs the bundles dev ran, byte for byte"
+        promotion = next(r for r in s.json("strata", "history", "staging", "--sandbox", "--json") if r["kind"] == "promote")
         assert promotion["status"] == "succeeded" and promotion["detail"]["approval"]["decision"] == "auto", promotion
 
         # --- staging -> prod: paused for approval, approved by alice ---------------------------------------
@@ -174,7 +182,7 @@ def test_deployments_workers_promotion_and_approval(database: str, tmp_path: Pat
         assert match, started_run.describe()
         flow_run_id = match.group(1)
         terminal = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
-        wait_until(
+        wait_for_service(
             "the promotion to prod to pause for approval",
             lambda: _paused_or_over(s, flow_run_id, terminal),
             worker, timeout=WATCH, every=1.0,
@@ -187,12 +195,13 @@ def test_deployments_workers_promotion_and_approval(database: str, tmp_path: Pat
         s.ok("prefect", "flow-run", "watch", flow_run_id, timeout=WATCH)
         assert s.flow_run_state(flow_run_id) == "COMPLETED"
 
-        prod = s.json("strata", "status", "prod", "--json")
+        prod = s.json("strata", "status", "prod", "--sandbox", "--json")
         assert list(prod["components"]) == components
         for name, info in prod["components"].items():
             assert info["state"] == "applied" and not info["pending_change"], (name, info)
             assert info["version"] == info["working_version"] and info["applied_by"] == "carol", (name, info)
-        history = s.json("strata", "history", "prod", "--json")
+            assert info["approved_by"] == "alice (not verified)" and info["how"] == "promotion", (name, info)
+        history = s.json("strata", "history", "prod", "--sandbox", "--json")
         promoted = next(r for r in history if r["kind"] == "promote" and r["flow_run_id"] == flow_run_id)
         assert promoted["status"] == "succeeded", promoted
         assert promoted["actor"] == promoted["detail"]["requester"] == "carol" and promoted["detail"]["source"] == "staging"

@@ -237,7 +237,7 @@ class TestRecords:
     def test_a_record_that_cannot_be_written_fails_its_component(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """The component is reported failed saying its record is missing; what ran after it stays recorded."""
+        """The component fails saying its record is missing, and what was built on it is not recorded either."""
         from strataflow import state
 
         self.slow_writes(monkeypatch, {}, fail=frozenset({"a"}))
@@ -248,10 +248,11 @@ class TestRecords:
         assert report["components"]["a"]["status"] == "failed"
         assert "state record could not be written" in report["components"]["a"]["error"]
         assert "--resume" in report["components"]["a"]["error"]
-        assert report["components"]["b"]["status"] == "succeeded"
+        assert report["components"]["b"]["status"] == "failed"
+        assert "the record of a, which it was built on, could not be written" in report["components"]["b"]["error"]
         records = state.latest_components(report["env"], report["cloud"], ["a", "b"])
         assert "a" not in records or records["a"].status != "succeeded"
-        assert records["b"].status == "succeeded"
+        assert "b" not in records, "b's record would rest on outputs of a that nobody recorded"
 
     def test_the_ui_draws_each_dependency(self, tmp_path: Path) -> None:
         """Each task run lists the task runs of its upstreams as inputs (the edges of the run graph)."""

@@ -3,72 +3,18 @@
 from __future__ import annotations
 
 import json
-import re
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.cli import ROOT, strata
+from tests.support.cli import strata
 from tests.support.github import fake_github
 from tests.support.platforms import applied, promotion_platform
+from tests.support.promotions import ok, paused, run_state
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
-
-
-def ok(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    result = strata(*args, env=env)
-    assert result.returncode == 0, result.stderr
-    return result
-
-
-@contextmanager
-def paused_promotion(config: Path, source: str, target: str, actor: str = "rita") -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """Start `strata promote` as ``actor``; yield its flow run id once it waits for approval."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "strataflow", "promote", source, target, "--config", str(config), "--as", actor, "--json"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    assert process.stderr is not None
-    seen = []
-    deadline = time.monotonic() + 120
-    flow_run_id = None
-    while time.monotonic() < deadline:
-        line = process.stderr.readline()
-        if not line and process.poll() is not None:
-            break
-        seen.append(line)
-        match = re.search(r"strata approve ([0-9a-f-]{36})", line)
-        if match:
-            flow_run_id = match.group(1)
-            break
-    assert flow_run_id, "".join(seen)
-    try:
-        yield flow_run_id, process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate()
-
-
-def flow_state(flow_run_id: str) -> str:
-    from strataflow import state
-
-    found = state.read_flow_run(flow_run_id)
-    assert found is not None
-    return str(found["state"])
-
-
-def wait_until(predicate: Any, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.3)
 
 
 @pytest.fixture
@@ -83,7 +29,7 @@ class TestUnattended:
     """A promotion into an environment that needs no approval runs through on its own."""
 
     def test_promotion_without_approval_completes(self, platform: dict[str, Any]) -> None:
-        """dev -> staging exits 0 and staging then runs dev's versions and template digests."""
+        """dev -> staging exits 0 and staging then runs dev's versions and bundles, byte for byte."""
         config, dev, staging = str(platform["config"]), platform["dev"], platform["staging"]
         result = ok("promote", dev, staging, "--config", config, "--json")
         report = json.loads(result.stdout)
@@ -93,7 +39,8 @@ class TestUnattended:
         for name in ("base", "app", "side"):
             assert target[name]["state"] == "applied"
             assert target[name]["version"] == source[name]["version"]
-            assert target[name]["source_digest"] == source[name]["source_digest"]
+            assert target[name]["bundle"] == source[name]["bundle"]
+            assert target[name]["how"] == "promotion"
         assert f"app base-{staging} {staging}" in applied(platform["config"])
 
     def test_auto_approve_is_refused_where_approval_is_required(self, platform: dict[str, Any]) -> None:
@@ -117,14 +64,16 @@ class TestGates:
         assert "gate source_verified refused (app)" in result.stderr
         assert not [line for line in applied(tmp_path) if names["staging"] in line]
 
-    def test_working_config_differs_from_what_source_runs(self, platform: dict[str, Any]) -> None:
-        """Editing dev's file without applying it refuses promoting dev (the target would get unverified config)."""
+    def test_the_working_tree_ahead_of_the_source_does_not_matter(self, platform: dict[str, Any]) -> None:
+        """With dev's file edited but not applied, dev -> staging still promotes what dev runs (size 1)."""
         config = platform["config"]
         env_file = config / "environments" / f"{platform['dev']}.yaml"
         env_file.write_text(env_file.read_text().replace("size: 1", "size: 9"))
-        result = strata("promote", platform["dev"], platform["staging"], "--config", str(config))
-        assert result.returncode == 5, result.stderr
-        assert "source_verified" in result.stderr and "app" in result.stderr and "differs from what" in result.stderr
+        (config / "components.yaml").write_text((config / "components.yaml").read_text().replace("1.0.0", "9.9.9"))
+        ok("promote", platform["dev"], platform["staging"], "--config", str(config))
+        target = json.loads(ok("status", platform["staging"], "--config", str(config), "--json").stdout)["components"]
+        assert {target[n]["version"] for n in ("base", "app", "side")} == {"1.0.0"}
+        assert f"app base-{platform['staging']} {platform['staging']}" in applied(config)
 
     def test_wrong_edge_refuses(self, platform: dict[str, Any]) -> None:
         """Promoting dev straight to prod refuses: prod receives promotions from staging."""
@@ -162,11 +111,11 @@ class TestApproval:
         """Non-approvers and the requester are refused (run stays paused); alice's approval completes it."""
         config, staging, prod = platform["config"], platform["staging"], platform["prod"]
         ok("promote", platform["dev"], staging, "--config", str(config))
-        with paused_promotion(config, staging, prod, actor="alice") as (flow_run_id, process):
+        with paused("promote", staging, prod, "--config", str(config), actor="alice") as (flow_run_id, process):
             for who in ("mallory", "alice"):  # not an approver; the requester
                 refused = strata("approve", flow_run_id, "--as", who)
                 assert refused.returncode == 2 and "refused" in refused.stderr
-            assert flow_state(flow_run_id) == "PAUSED"
+            assert run_state(flow_run_id) == "PAUSED"
             started = time.monotonic()
             ok("approve", flow_run_id, "--as", "bob", "--comment", "looks good")
             out, err = process.communicate(timeout=120)
@@ -176,6 +125,7 @@ class TestApproval:
         runs = json.loads(ok("history", prod, "--config", str(config), "--json").stdout)
         promotion = next(r for r in runs if r["kind"] == "promote")
         assert promotion["detail"]["approval"]["approver"] == "bob"
+        assert promotion["detail"]["approval"]["verified"] is False
         assert promotion["detail"]["approval"]["comment"] == "looks good"
         assert promotion["actor"] == "alice"
         refusals = [r for r in runs if r["kind"] == "approval" and r["status"] == "refused"]
@@ -185,7 +135,7 @@ class TestApproval:
         """A rejection ends the promotion with exit 3 and deploys nothing."""
         config, staging, prod = platform["config"], platform["staging"], platform["prod"]
         ok("promote", platform["dev"], staging, "--config", str(config))
-        with paused_promotion(config, staging, prod) as (flow_run_id, process):
+        with paused("promote", staging, prod, "--config", str(config)) as (flow_run_id, process):
             ok("reject", flow_run_id, "--as", "alice", "--comment", "not today")
             _, err = process.communicate(timeout=60)
             assert process.returncode == 3, err

@@ -173,11 +173,18 @@ class TestSecrets:
         outputs = {"clusters": {"Endpoint": "https://k8s"}}
         resolved = resolve(platform, env, "aws", "smoke-test", outputs)
         assert isinstance(resolved.impl, CommandImpl)
-        assert resolved.impl.apply == "./scripts/smoke.sh https://k8s '${secret.smoke_token}'"
+        script = resolved.scripts["apply"]
+        assert script.display == "./scripts/smoke.sh ${clusters.outputs.Endpoint} ${secret.smoke_token}"
+        assert script.script == './scripts/smoke.sh "${STRATA_REF_1}" "${STRATA_REF_2}"'
+        assert resolved.script_values == {
+            "clusters.outputs.Endpoint": "https://k8s",
+            "secret.smoke_token": "${secret.smoke_token}",
+        }
         assert resolved.secrets == frozenset()
 
     def test_secret_value_never_changes_the_digest(self, tmp_path: Path) -> None:
-        """Inside the task the secret is substituted (quoted), yet the digest is the one computed without it."""
+        """Inside the task the secret is a value of the script's environment, yet the digest is the one computed
+        without it; the command text never holds it."""
         platform = load_platform(sample_config(tmp_path))
         env = platform.environment("dev")
         outputs = {"clusters": {"Endpoint": "https://k8s"}}
@@ -191,7 +198,9 @@ class TestSecrets:
         inside = resolve(platform, env, "aws", "smoke-test", outputs, secret=secret)
         assert asked == ["smoke_token"]
         assert isinstance(inside.impl, CommandImpl)
-        assert inside.impl.apply == "./scripts/smoke.sh https://k8s 's3cr3t; rm -rf /'"
+        assert inside.scripts["apply"] == outside.scripts["apply"]
+        assert "s3cr3t" not in inside.scripts["apply"].script and "s3cr3t" not in inside.impl.apply
+        assert inside.script_values["secret.smoke_token"] == "s3cr3t; rm -rf /"
         assert inside.secrets == frozenset({"s3cr3t; rm -rf /"})
         assert inside.digest == outside.digest
 

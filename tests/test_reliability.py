@@ -20,19 +20,12 @@ import pytest
 
 from strataflow.backends.memory import OK, FakeBackend, Hang, installed
 from strataflow.errors import TemplateError, TransientError
+from tests.support.cli import cli
+from tests.support.configs import command, count, unique, write_platform
 from tests.support.dags import layered
-from tests.support.faults import (
-    Processes,
-    alive,
-    cli,
-    command,
-    count,
-    run_flow,
-    statuses,
-    unique,
-    wait_until,
-    write_platform,
-)
+from tests.support.prefect_api import run_flow, statuses
+from tests.support.processes import Processes, alive
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -334,7 +327,7 @@ class TestApprovalRefusals:
         flow_run_id = approvals.paused()
         result = cli("approve", flow_run_id, "--as", "carol")
         assert result.returncode == 2, result.stderr
-        assert "carol requested this promotion and cannot approve it" in result.stderr
+        assert "carol requested this change and cannot decide on it" in result.stderr
         assert any(e["actor"] == "carol" for e in refused_approvals(approvals, flow_run_id))
         assert state.read_flow_run(flow_run_id)["state"] == "PAUSED"  # type: ignore[index]
 
@@ -347,10 +340,11 @@ class TestApprovalRefusals:
         flow_run_id = approvals.paused()
         with pytest.raises(RuntimeError, match="maybe"):
             resume_flow_run(UUID(flow_run_id), run_input={"decision": "maybe", "approver": "alice", "comment": ""})
-        with pytest.raises(RuntimeError):
-            resume_flow_run(UUID(flow_run_id), run_input={"approver": "alice"})
         time.sleep(3)  # longer than the flow's poll interval: it would have resumed by now
         assert state.read_flow_run(flow_run_id)["state"] == "PAUSED"  # type: ignore[index]
+        resume_flow_run(UUID(flow_run_id), run_input={"approver": "alice", "digest": "0" * 64})  # valid input, another digest
+        wait_until(lambda: any("digest" in (e["detail"].get("reason") or "") for e in refused_approvals(approvals, flow_run_id)), 60, what="the refusal")
+        wait_until(lambda: state.read_flow_run(flow_run_id)["state"] == "PAUSED", 60, what="the run to pause again")  # type: ignore[index]
         assert count(approvals.config.parent / "marks", "app") == 1
 
     def test_not_a_promotion_and_bad_ids_are_refused(self, approvals: _Promotions) -> None:
@@ -365,7 +359,7 @@ class TestApprovalRefusals:
         apply_run = str(runs[0].id)
         result = cli("approve", apply_run, "--as", "alice")
         assert result.returncode == 2, result.stderr
-        assert f"flow run {apply_run} is not a promotion" in result.stderr
+        assert f"flow run {apply_run} is not waiting for approval" in result.stderr
         entries = history(approvals.source, approvals.config)
         assert any(
             e["kind"] == "approval" and e["status"] == "refused" and e["detail"].get("promotion") == apply_run
@@ -373,7 +367,7 @@ class TestApprovalRefusals:
         ), entries
         unknown = str(uuid4())
         result = cli("approve", unknown, "--as", "alice")
-        assert result.returncode == 2 and f"flow run {unknown} is not a promotion" in result.stderr, result.stderr
+        assert result.returncode == 2 and f"flow run {unknown} is not waiting for approval" in result.stderr, result.stderr
         result = cli("reject", "not-a-uuid", "--as", "alice")
         assert result.returncode == 2 and "'not-a-uuid' is not a flow run id" in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
@@ -418,7 +412,7 @@ class TestInjection:
         sinks = {f"sink-{key}": command(f"printf %s ${{source.outputs.{key}}} > {out}/{key}") for key in HOSTILE}
         config = write_platform(
             tmp_path / "cfg",
-            {"source": command("cat payload.json", outputs="json"), **sinks},
+            {"source": command("cat payload.json", outputs="json", inputs=["payload.json"]), **sinks},
             {env: {}},
             files={"payload.json": json.dumps(HOSTILE) + "\n"},
         )

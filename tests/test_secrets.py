@@ -22,7 +22,9 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from tests.support.faults import cli, everything, statuses, unique, write_platform
+from tests.support.cli import cli
+from tests.support.configs import unique, write_platform
+from tests.support.prefect_api import everything, statuses
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -97,7 +99,7 @@ def leaky_platform(root: Path, secret_name: str, credentials_name: str) -> tuple
 def raw_files(home: Path) -> dict[str, bytes]:
     """The server's database (with its write-ahead log) and every log file under STRATA_HOME.
 
-    Terraform's working copies are left out: its state and tfvars hold the values by design (mode 0600).
+    Terraform's working copies are left out: its state holds the values by design (mode 0600).
     """
     found = {}
     for path in home.rglob("*"):

@@ -314,6 +314,7 @@ class TestArbitraryTemplates:
             return
         assert check(template) == []
         values = {"x": "$(touch pwned)`touch pwned`;touch pwned", "y": "'\"; touch pwned #"}
+        values |= {body: values["x"] for _, body in prepared.refs if body not in values}  # `${}`, `${;}`: any body
         env = {"PATH": os.environ["PATH"], **environment(prepared, values)}
         with tempfile.TemporaryDirectory() as cwd:
             with contextlib.suppress(subprocess.TimeoutExpired):

@@ -63,6 +63,22 @@ class TestUnchanged:
         assert statuses(report) == {"base": "unchanged", "side": "unchanged", "app": "succeeded"}
 
 
+    def test_plan_says_what_will_not_change(self, tmp_path: Path) -> None:
+        """After an apply, `plan` shows every component `unchanged`; a changed parameter plans that component only
+        (its upstream outputs are the recorded ones); `--force` plans everything."""
+        names = promotion_platform(tmp_path)
+        dev, config = names["dev"], str(tmp_path)
+        run_json("apply", dev, "--config", config)
+        assert statuses(run_json("plan", dev, "--config", config)) == dict.fromkeys(["base", "side", "app"], "unchanged")
+        env_file = tmp_path / "environments" / f"{dev}.yaml"
+        env_file.write_text(env_file.read_text().replace("size: 1", "size: 5"))
+        report = run_json("plan", dev, "--config", config)
+        assert statuses(report) == {"base": "unchanged", "side": "unchanged", "app": "planned"}
+        forced = run_json("plan", dev, "--config", config, "--force")
+        assert statuses(forced) == dict.fromkeys(["base", "side", "app"], "planned")
+        assert len(applied(tmp_path)) == 3, "a plan applies nothing"
+
+
 class TestStatusAndHistory:
     """`strata status` and `strata history` answer from the run history, across processes."""
 
@@ -116,12 +132,12 @@ class TestOutputsOutsideSelection:
         assert "--select +app" in result.stderr and "Traceback" not in result.stderr
         assert applied(tmp_path) == []
 
-    def test_plan_shows_known_after_apply(self, tmp_path: Path) -> None:
-        """A plan of a fresh environment runs and marks outputs that do not exist yet."""
+    def test_plan_of_a_fresh_environment_shows_commands_as_written(self, tmp_path: Path) -> None:
+        """A plan of a fresh environment runs, showing each command with its references, not values."""
         names = promotion_platform(tmp_path)
         result = strata("plan", names["dev"], "--config", str(tmp_path))
         assert result.returncode == 0, result.stderr
-        assert "(known after apply)" in result.stdout
+        assert "would run: echo app ${base.outputs.id}" in result.stdout
 
 
 class TestResume:
@@ -152,7 +168,7 @@ class TestLock:
 
         from tests.support.cli import ROOT
 
-        config = write_config(tmp_path, layered(3, seed=5, low=4.0, high=4.0))
+        config = write_config(tmp_path, layered(3, seed=5, low=10.0, high=10.0))  # holds the lock ~30 s
         env = next((config / "environments").glob("*.yaml")).stem
         first = subprocess.Popen(
             [sys.executable, "-m", "strataflow", "apply", env, "--config", str(config)],
@@ -162,13 +178,12 @@ class TestLock:
             from strataflow import state
 
             deadline = time.monotonic() + 60
-            while state.lock_holder_if_held(env, "aws") is None:
+            while (holder := state.lock_holder_if_held(env, "aws")) is None:
                 assert time.monotonic() < deadline, "the first apply never took the lock"
                 time.sleep(0.2)
             second = strata("apply", env, "--config", str(config))
             assert second.returncode == 4, second.stderr
-            holder = state.lock_holder_if_held(env, "aws")
-            assert holder is not None and f"is locked by flow run {holder['flow_run_id']}" in second.stderr
+            assert f"is locked by flow run {holder['flow_run_id']}" in second.stderr
         finally:
             _out, err = first.communicate(timeout=120)
         assert first.returncode == 0, err

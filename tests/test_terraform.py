@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import stat
 import threading
 import time
@@ -100,15 +101,30 @@ class TestApply:
         assert tf.backend.outputs(run) == applied.outputs
 
     def test_secrets_never_reach_the_log_or_the_command_line(self, tf: Env) -> None:
-        """A secret parameter is masked in every log line and travels only in the 0600 tfvars file."""
+        """A secret parameter is masked in every log line, travels only in the tfvars file, and that file is gone once
+        each command ends (plan, apply, destroy): nothing in the working copy but terraform's state holds it."""
         secret = "hunter2-very-secret"
         run = tf.run(tf.module("noisy", NOISY_MODULE), parameters={"token": secret}, secrets=frozenset({secret}))
-        tf.backend.apply(run)
-        assert any("the token is ***" in line for line in tf.logs)
+        for operation in (tf.backend.plan, tf.backend.apply, tf.backend.plan):
+            operation(run)
+            assert not (working_dir(run) / TFVARS).exists(), operation
+        assert any("the token is ***" in line for line in tf.logs)  # the value reached terraform
         assert not any(secret in line for line in tf.logs)
-        tfvars = working_dir(run) / TFVARS
-        assert secret in tfvars.read_text()
-        assert stat.S_IMODE(tfvars.stat().st_mode) == 0o600
+        holding = [p.name for p in working_dir(run).rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+        assert set(holding) <= {"terraform.tfstate", "terraform.tfstate.backup"}, holding
+        tf.backend.destroy(run)
+        assert not (working_dir(run) / TFVARS).exists()
+
+    def test_working_copy_is_the_users_alone(self, tf: Env, record: str) -> None:
+        """After an apply no file or directory of the working copy (state, .terraform/) is open to group or others."""
+        run = tf.run(record, parameters={"name": "alpha"})
+        tf.backend.apply(run)
+        loose = [
+            f"{oct(stat.S_IMODE(p.lstat().st_mode))} {p}"
+            for p in [working_dir(run), *working_dir(run).rglob("*")]
+            if not p.is_symlink() and stat.S_IMODE(p.lstat().st_mode) & 0o077
+        ]
+        assert not loose, loose
 
 
 class TestPlan:
@@ -343,6 +359,37 @@ class TestWorkingCopy:
         assert tf.backend.apply(run).changes == 1
         assert read_state(working_dir(run) / "terraform.tfstate")["resources"]
         assert not (working_dir(run) / ".terraform" / "junk").exists()
+
+    def test_manifest_entries_outside_the_copied_module_are_never_deleted(self, tf: Env, tmp_path: Path) -> None:
+        """A manifest naming paths outside the working copy, through a link, or terraform's own files deletes none of
+        them; a module file that left the module is still removed from the copy."""
+        module = tf.module("record", RECORD_MODULE, **{"extra.tf": "# goes away\n"})
+        run = tf.run(module, parameters={"name": "alpha"})
+        tf.backend.apply(run)
+        work = working_dir(run)
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        victims = {name: outside / name for name in ("dotdot.txt", "absolute.txt", "linked.txt")}
+        for path in victims.values():
+            path.write_text("keep me")
+        (work / "escape").symlink_to(outside, target_is_directory=True)
+        relative_up = Path(*[".."] * len(work.relative_to(tmp_path).parts)) / "outside" / "dotdot.txt"
+        entries = [
+            str(relative_up),
+            str(victims["absolute.txt"]),
+            "escape/linked.txt",
+            "terraform.tfstate",
+            ".terraform/terraform.tfstate",
+            "extra.tf",
+        ]
+        (work / ".strata-files.json").write_text(json.dumps(entries))
+        (tf.config / module / "extra.tf").unlink()
+        assert tf.backend.plan(run).no_changes
+        assert all(path.read_text() == "keep me" for path in victims.values())
+        assert read_state(work / "terraform.tfstate")["resources"]
+        assert not (work / "extra.tf").exists()
+        warned = [line for line in tf.logs if "it is not deleted" in line]
+        assert len(warned) == 5, warned
 
     def test_backend_config_goes_to_init_through_a_file(self, tf: Env, tmp_path: Path) -> None:
         """backend_config configures the module's backend block, kept off the command line."""

@@ -8,13 +8,15 @@ only inside the task that uses it). Backends return typed results and raise erro
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from strataflow import shellrefs
 from strataflow.backends.registry import Implementation
 from strataflow.config import AwsTarget, AzureTarget
+from strataflow.shellrefs import Prepared
 
 Action = Literal["plan", "apply", "destroy"]
 
@@ -32,6 +34,7 @@ class ComponentRun:
     component: str
     action: Action
     impl: Implementation
+    """The implementation as configured: command fields keep their references (see ``scripts``)."""
     parameters: dict[str, Any]
     """Resolved parameters (upstream outputs and secrets substituted)."""
     config_dir: Path
@@ -51,6 +54,10 @@ class ComponentRun:
     settings: Any = None
     """The environment's settings for this backend (its ``BackendSpec.settings`` model), if it has any."""
     log: Callable[[str], None] = field(default=_no_log, repr=False)
+    scripts: dict[str, Prepared] = field(default_factory=dict, repr=False)
+    """Each command field (``impl.script_fields``) ready for ``sh -c``: references read from variables."""
+    script_values: dict[str, str] = field(default_factory=dict, repr=False)
+    """The text value of each reference in ``scripts``, by reference body (secrets included: never log them)."""
 
     @property
     def path(self) -> Path:
@@ -106,9 +113,9 @@ class Backend(Protocol):
     def drift(self, run: ComponentRun) -> Drift: ...
 
 
-def mask(text: str, secrets: frozenset[str]) -> str:
-    """``text`` with every secret value replaced by ``***``."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        if secret:
-            text = text.replace(secret, "***")
-    return text
+def mask(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every form of every secret (raw, quoted, escaped, encoded, its lines) replaced by ``***``.
+
+    The one masking function for what leaves a run: ``strataflow.shellrefs.mask``.
+    """
+    return shellrefs.mask(text, secrets)

@@ -4,7 +4,10 @@ Pure: no cloud SDK is imported here. Each backend lives in its own package under
 ``strataflow/backends/`` and declares a ``BackendSpec``:
 
 - ``config``: the pydantic model of its implementation in ``components.yaml`` (a subclass of
-  ``Implementation``), which also says which files make up the component's source;
+  ``Implementation``), which also says which files make up the component's source, how the
+  parameters its template or module declares are read (``template_parameters``: validation
+  and the runner check given parameters against them, and keep secure ones secret) and which
+  of its fields name what it is deployed as (``name_fields``);
 - ``settings``: optionally, the model of its per-environment section (the environment
   file's ``<kind>:`` key, e.g. ``terraform: {binary: tofu}``);
 - ``operations``: where its operations class is (``"module:Class"``), imported only when a
@@ -23,9 +26,12 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from strataflow.templateparams.model import TemplateParameters
 
 BUILTIN: dict[str, str] = {
     "cloudformation": "strataflow.backends.cloudformation:SPEC",
@@ -58,6 +64,24 @@ class Implementation(BaseModel):
     """File names inside a source directory that are not part of the source (state, caches)."""
     skip_dirs: ClassVar[frozenset[str]] = frozenset({".terraform", ".git", "__pycache__"})
     """Directories inside a source directory that are not part of the source."""
+    name_fields: ClassVar[dict[str, str]] = {}
+    """Fields naming what the component is deployed as, and what they name (``{"stack_name": "stack"}``).
+
+    They may hold ``${env.name}``, ``${env.cloud}`` and ``${var.NAME}`` only (a name is known
+    before anything runs): ``strataflow.resolve`` substitutes them per environment, and
+    validation refuses two components (or environments) that would share one.
+    """
+
+    def template_parameters(self, root: Path) -> TemplateParameters | None:
+        """The parameters its template or module (under ``root``) declares; None: there is nothing to check against.
+
+        Raises ``strataflow.templateparams.TemplateParamsError`` when the template cannot be
+        read. Validation checks given parameters against the declarations, the runner checks
+        the resolved values again before the backend runs, and a parameter declared secure
+        (NoEcho, securestring/secureObject, ``sensitive``) is masked like a secret.
+        """
+        del root
+        return None
 
     def source_paths(self) -> list[SourcePath]:
         """The paths (relative to the config directory) this implementation deploys from."""

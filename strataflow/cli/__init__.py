@@ -19,10 +19,16 @@ from collections.abc import Sequence
 from strataflow.cli import (
     approve,
     blocks,
+    cost,
+    deployments,
     drift,
+    env,
     graph,
     history,
+    metrics,
     promote,
+    releases,
+    rollback,
     run,
     server,
     status,
@@ -32,7 +38,25 @@ from strataflow.cli import (
 from strataflow.cli.common import Parser
 from strataflow.errors import StrataError
 
-COMMANDS = (validate, graph, run, status, history, promote, approve, drift, unlock, server, blocks)
+COMMANDS = (
+    validate,
+    graph,
+    env,
+    deployments,
+    run,
+    status,
+    history,
+    cost,
+    releases,
+    promote,
+    rollback,
+    approve,
+    drift,
+    metrics,
+    unlock,
+    server,
+    blocks,
+)
 """Every command module; each adds its parsers (``add``) with the handler it runs."""
 
 

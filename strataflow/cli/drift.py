@@ -1,4 +1,9 @@
-"""`strata drift ENV`: check what is deployed against what was applied."""
+"""`strata drift ENV`: check what is deployed against what was applied.
+
+Exit codes, as ``terraform plan -detailed-exitcode``: 0 nothing drifted, 6 something drifted
+(``DriftFound``), 1 a component could not be checked (before drift: an incomplete check), 4
+the environment is locked by another run.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +12,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from strataflow.cli.common import add_common, environment, parallelism, prefect_session, write_report
-from strataflow.errors import StrataError
+from strataflow.cli.common import add_common, add_wait_lock, environment, parallelism, prefect_session, write_report
+from strataflow.errors import DriftFound, StrataError
 
 
 def add(commands: Any) -> None:
     p = commands.add_parser("drift", help="check what is deployed against what was applied")
     p.add_argument("env")
     add_common(p, run=True)
+    add_wait_lock(p)
     p.set_defaults(handler=run)
 
 
@@ -32,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
         sandbox=args.sandbox,
         actor=args.actor,
         max_parallel=max_parallel,
+        wait_lock=args.wait_lock,
         return_state=True,
     )
     data = state.result(raise_on_failure=False)
@@ -48,4 +55,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {name:<20} {result['status']}")
             for line in result.get("resources", []):
                 print(f"      {line}")
+            if result.get("error"):
+                print(f"      {result['error']}")
+    failed = [name for name, result in data["components"].items() if result["status"] == "error"]
+    if failed:
+        raise StrataError(f"the drift of {', '.join(failed)} could not be checked; see above")
+    if data["drifted"]:
+        where = f"{args.env} ({cloud})"
+        raise DriftFound(f"{where} drifted: {', '.join(data['drifted'])}; apply it again, or fix it by hand")
     return 0

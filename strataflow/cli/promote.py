@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from strataflow.cli.common import (
+    ApiWatch,
     add_common,
     emit_report,
     environment,
@@ -17,6 +18,7 @@ from strataflow.cli.common import (
     parallelism,
     prefect_session,
 )
+from strataflow.cli.view import RunView, approval_notices
 from strataflow.errors import ApprovalTimeout, StrataError, UsageError
 
 
@@ -32,57 +34,61 @@ def add(commands: Any) -> None:
 
 
 class _PromotionView:
-    """Prints the gates and diff, and the approval command, as the in-process flow reaches them."""
+    """Prints the gates and diff, and how to approve, as the in-process flow reaches them."""
 
     def __init__(self, id_file: str | None) -> None:
         self.id_file = id_file
 
     def __call__(self, component: str, status: str, details: dict[str, Any]) -> None:
-        if component != "promotion":
-            return
-        if status == "started" and self.id_file:
+        if component == "promotion" and status == "started" and self.id_file:
             Path(self.id_file).write_text(str(details.get("flow_run_id")))
-        if status == "gates":
+        elif component == "promotion" and status == "gates":
             for gate in details["gates"]:
                 print(gate.line(), file=sys.stderr)
-            print(details["diff"].text(), file=sys.stderr)
-        elif status == "awaiting approval":
-            approvers = ", ".join(details["approvers"])
-            print(f"waiting for approval by one of {approvers} (flow run {details['flow_run_id']}):", file=sys.stderr)
-            print(f"  {details['command']}", file=sys.stderr, flush=True)
+            if details.get("diff") is not None:
+                print(details["diff"].text(), file=sys.stderr)
+        else:
+            approval_notices(component, status, details)
 
 
 def run(args: argparse.Namespace) -> int:
-    platform, cloud = environment(args, args.target)
-    target = platform.environment(args.target)
-    platform.environment(args.source)
+    return run_promotion(args, args.source, args.target, None)
+
+
+def run_promotion(args: argparse.Namespace, source: str | None, target_name: str, rollback: str | None) -> int:
+    """`strata promote` and `strata rollback`: the promotion flow in this process (or in the background)."""
+    platform, cloud = environment(args, target_name)
+    target = platform.environment(target_name)
+    if source is not None:
+        platform.environment(source)
     max_parallel = parallelism(args)
-    if args.auto_approve and target.approval.required:
-        raise UsageError(f"{args.target} requires approval: --auto-approve is only for environments that do not")
+    if getattr(args, "auto_approve", False) and target.approval.required:
+        raise UsageError(f"{target_name} requires approval: --auto-approve is only for environments that do not")
     if args.no_wait:
-        return _promote_in_background(args)
+        return _in_background(args)
     prefect_session(args.verbose)
     from flows.promote import promote
-    from strataflow import events
+    from strataflow import cancel, events
     from strataflow import graph as graphs
-    from strataflow.cli.view import RunView
 
-    graph, selected = graphs.select_components(platform, args.target, cloud, args.select)
+    graph, selected = graphs.select_components(platform, target_name, cloud, args.select)
     unsubscribe = events.subscribe(_PromotionView(os.environ.get("STRATA_PROMOTION_ID_FILE")))
     view = RunView(graph.subgraph(selected).order(), live=False)
     try:
-        with view:
+        # Ctrl-C or SIGTERM while it deploys cancels the deployment (strataflow/cancel.py); before that, it interrupts
+        with cancel.signals() as token, view, ApiWatch(args, target_name, cloud, view):
             state = promote(
-                source=args.source,
-                target=args.target,
+                source=source,
+                target=target_name,
                 select=args.select,
-                auto_approve=args.auto_approve or None,
+                auto_approve=getattr(args, "auto_approve", False) or None,
                 config_dir=str(Path(args.config).resolve()),
                 cloud=cloud,
                 sandbox=args.sandbox,
                 actor=args.actor,
-                override_freeze=args.override_freeze,
+                override_freeze=getattr(args, "override_freeze", None),
                 max_parallel=max_parallel,
+                rollback=rollback,
                 return_state=True,
             )
     finally:
@@ -90,25 +96,28 @@ def run(args: argparse.Namespace) -> int:
     outcome = state.result(raise_on_failure=False)
     if isinstance(outcome, Exception) and "never resumed" in str(outcome):
         # the server failed the paused run at the approval timeout before the flow could say so
-        raise ApprovalTimeout(f"nobody approved the promotion of {args.source} to {args.target} in time")
+        raise ApprovalTimeout(f"nobody approved the change to {target_name} in time")
+    promotion: dict[str, Any] = outcome.get("promotion", {}) if isinstance(outcome, dict) else {}
     data, code = flow_outcome(state)
-    promotion = data.pop("promotion", {})
+    data.pop("promotion", None)
     emit_report(args, data)
     out = sys.stderr if args.json else sys.stdout
     approval = promotion.get("approval") or {}
     if approval.get("approver"):
-        print(
-            f"approved by {approval['approver']}" + (f": {approval['comment']}" if approval.get("comment") else ""),
-            file=out,
-        )
+        verified = "verified" if approval.get("verified") else "not verified"
+        comment = f": {approval['comment']}" if approval.get("comment") else ""
+        print(f"approved by {approval['approver']} ({verified}){comment}", file=out)
     if (promotion.get("issue") or {}).get("url"):
         print(f"issue: {promotion['issue']['url']}", file=out)
+    if token.cancelled():
+        print(f"cancelled: {token.reason}; what was running stopped and is recorded cancelled", file=sys.stderr)
+        return token.exit_code
     return code
 
 
-def _promote_in_background(args: argparse.Namespace) -> int:
-    """Start `strata promote` (without --no-wait) detached; return once its flow run exists."""
-    from strataflow import server
+def _in_background(args: argparse.Namespace) -> int:
+    """Start the same command (without --no-wait) detached; return once its flow run exists."""
+    from strataflow import server, state
 
     server.ensure_api()
     argv = [a for a in sys.argv[1:] if a != "--no-wait"]
@@ -117,12 +126,15 @@ def _promote_in_background(args: argparse.Namespace) -> int:
     while time.monotonic() < deadline:
         if job.id_file.exists() and job.id_file.read_text().strip():
             flow_run_id = job.id_file.read_text().strip()
-            print(f"promotion running as flow run {flow_run_id} (log: {job.log})")
+            print(f"running as flow run {flow_run_id} (log: {job.log})")
             print(f"approve with: strata approve {flow_run_id} --as NAME")
+            url = state.flow_run_url(flow_run_id)
+            if url:
+                print(f"or in the UI: {url}")
             return 0
         code = job.process.poll()
         if code is not None:
             sys.stderr.write(job.log.read_text(errors="replace"))
             return code
         time.sleep(0.2)
-    raise StrataError(f"the promotion did not start within 120 s; see {job.log}")
+    raise StrataError(f"the run did not start within 120 s; see {job.log}")

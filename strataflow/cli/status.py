@@ -21,6 +21,6 @@ def run(args: argparse.Namespace) -> int:
     prefect_session()
     from strataflow import status
 
-    doc = status.environment_status(platform, args.env, cloud)
+    doc = status.environment_status(platform, args.env, cloud, args.sandbox)
     print(json.dumps(doc, indent=2) if args.json else status.render(doc))
     return 0

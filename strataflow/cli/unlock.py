@@ -23,6 +23,6 @@ def run(args: argparse.Namespace) -> int:
     from strataflow import state
     from strataflow.actor import resolve_actor
 
-    existed = state.force_unlock(args.env, cloud, resolve_actor(args.actor))
+    existed = state.force_unlock(args.env, cloud, resolve_actor(args.actor), args.sandbox)
     print(f"{args.env} ({cloud}): " + ("lock removed" if existed else "was not locked"))
     return 0

@@ -103,3 +103,19 @@ class RunView:
                 )
                 table.add_row(name, f"[{_STYLE.get(status, 'white')}]{status}[/]", elapsed)
         return table
+
+
+def approval_notices(component: str, status: str, details: dict[str, Any]) -> None:
+    """Print, on stderr, that a run waits for approval (how to approve, the UI link) and each refused answer."""
+    if component != "approval":
+        return
+    if status == "waiting":
+        request = details["request"]
+        print(f"waiting for approval by {request.who_may_decide()} (flow run {request.flow_run_id}):", file=sys.stderr)
+        print(f"  {request.command()}", file=sys.stderr)
+        if request.url:
+            print(f"  or in the UI: {request.url}", file=sys.stderr)
+        sys.stderr.flush()
+    elif status == "refused":
+        answer = details["answer"]
+        print(f"refused {answer.decision} by {answer.approver}: {details['reason']}", file=sys.stderr, flush=True)

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from strataflow.errors import LockedError, StateError
+from strataflow.errors import StateError, StrataError
 
 PAGE = 200
 """The most artifacts the Prefect API returns per request (PREFECT_SERVER_API_DEFAULT_LIMIT); more is HTTP 422."""
@@ -45,7 +45,7 @@ def api(what: str) -> Iterator[None]:
     """Map Prefect client failures to StateError, naming what could not be done."""
     try:
         yield
-    except (StateError, LockedError):
+    except StrataError:
         raise
     except Exception as exc:
         raise StateError(f"cannot {what} at the Prefect API {api_url()}: {type(exc).__name__}: {exc}") from exc

@@ -1,51 +1,117 @@
-"""Approvals' API calls: a paused promotion's request, decisions recorded, the run resumed with one."""
+"""Approvals through the Prefect API: a waiting run's request, decisions recorded on it, the run resumed.
+
+The request is an artifact keyed ``strata-approval-<flow run id>``, attached to the waiting
+run: `strata approve` reads it to know the target, the approvers and the digest, and every
+decision (counted or refused) is recorded in the target's history and shown on that run.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 from uuid import UUID
 
+from strataflow.approvals import Answer, ApprovalRequest
 from strataflow.errors import UsageError
 from strataflow.records import RunRecord, now
-from strataflow.state.runs import run_history, write_run
+from strataflow.state._api import api, connection, create_artifact, parse_records
+from strataflow.state.runs import write_run
+
+REQUEST_ARTIFACT = "strata-approval"
 
 
-def promotion_request(env: str, cloud: str, flow_run_id: str) -> dict[str, Any] | None:
-    """The requester and approvers a promotion waiting for approval recorded, or None."""
-    for record in run_history(env, cloud, 50):
-        if record.kind == "promote" and record.flow_run_id == flow_run_id:
-            if record.status != "awaiting approval":
-                return None
-            return {"requester": record.detail.get("requester"), "approvers": list(record.detail.get("approvers", []))}
+def request_key(flow_run_id: str) -> str:
+    return f"strata-approval-{flow_run_id}".lower()
+
+
+def write_request(request: ApprovalRequest, status: str = "waiting") -> None:
+    """Record the request (or its end: ``status`` approved, rejected, timed out) on the waiting run."""
+    description = (
+        f"**{request.kind}** into `{request.env}` {status}: decided by {request.who_may_decide()}; "
+        f"digest `{request.digest[:12]}`"
+    )
+    with api("record the approval request"):
+        create_artifact(
+            request_key(request.flow_run_id),
+            REQUEST_ARTIFACT,
+            {**request.model_dump(mode="json"), "status": status},
+            description,
+            request.flow_run_id,
+        )
+
+
+def read_request(flow_run_id: str) -> tuple[ApprovalRequest, str] | None:
+    """The request a run recorded and its status (waiting, approved, ...), or None."""
+    from prefect.client.schemas.filters import ArtifactCollectionFilter, ArtifactCollectionFilterKey
+
+    with api(f"read the approval request of {flow_run_id}"), connection() as client:
+        found = client.read_latest_artifacts(
+            artifact_filter=ArtifactCollectionFilter(key=ArtifactCollectionFilterKey(any_=[request_key(flow_run_id)])),
+            limit=1,
+        )
+    for artifact in found:
+        for request in parse_records([artifact], ApprovalRequest):
+            return request, str(artifact.data.get("status", "waiting"))
     return None
 
 
-def record_decision(
-    env: str, cloud: str, promotion: str, decision: str, actor: str, comment: str, refused: str | None
-) -> None:
-    """Record an approval decision made from the command line (refused ones included)."""
+def record_decision(request: ApprovalRequest, answer: Answer, refused: str | None, verified: bool = False) -> None:
+    """Record a decision in the target's history, on the waiting run (refused ones included)."""
+    write_run(
+        RunRecord(
+            kind="approval",
+            env=request.env,
+            cloud=request.cloud,
+            action=answer.decision,
+            status="refused" if refused else "accepted",
+            actor=answer.approver,
+            started_at=now(),
+            finished_at=now(),
+            sandbox=request.sandbox,
+            detail={
+                "promotion": request.flow_run_id,
+                "kind": request.kind,
+                "reason": refused,
+                "comment": answer.comment,
+                "digest": answer.digest,
+                "verified": verified,
+            },
+        ),
+        attach_to=request.flow_run_id,
+    )
+
+
+def record_stray(flow_run_id: str, answer: Answer, reason: str) -> None:
+    """Record a decision sent to a run that waits for none, in that run's environment's history (when it has one)."""
+    from strataflow.state.flow_runs import read_flow_run
+
+    run = read_flow_run(flow_run_id)
+    env = (run or {}).get("parameters", {}).get("env") or (run or {}).get("parameters", {}).get("target")
+    if run is None or not isinstance(env, str):
+        return
     write_run(
         RunRecord(
             kind="approval",
             env=env,
-            cloud=cloud,
-            action=decision,
-            status="refused" if refused else "sent",
-            actor=actor,
+            cloud=str(run["cloud"]),
+            action=answer.decision,
+            status="refused",
+            actor=answer.approver,
             started_at=now(),
             finished_at=now(),
-            detail={"promotion": promotion, "reason": refused, "comment": comment},
-        )
+            sandbox=bool(run["parameters"].get("sandbox")),
+            detail={"promotion": flow_run_id, "reason": reason, "comment": answer.comment},
+        ),
+        attach_to=flow_run_id,
     )
 
 
-def resume_promotion(flow_run_id: str, decision: dict[str, Any]) -> None:
-    """Resume a paused promotion with a decision (validated by the server against its input schema)."""
+def resume(flow_run_id: str, answer: Answer) -> None:
+    """Resume a paused run with a decision (validated by the server against the run's input schema)."""
     from prefect.exceptions import FlowPauseTimeout, NotPausedError
     from prefect.flow_runs import resume_flow_run
 
     try:
-        resume_flow_run(UUID(flow_run_id), run_input=decision)
+        resume_flow_run(UUID(flow_run_id), run_input=answer.model_dump())
     except NotPausedError:
         raise UsageError(f"flow run {flow_run_id} is not paused") from None
     except FlowPauseTimeout:
@@ -54,4 +120,28 @@ def resume_promotion(flow_run_id: str, decision: dict[str, Any]) -> None:
         raise UsageError(f"the server refused the decision: {exc}") from None
 
 
-__all__ = ["promotion_request", "record_decision", "resume_promotion"]
+def paused(flow_run_id: str) -> dict[str, Any] | None:
+    """The run's state (``type``, ``name``), or None when there is no such run."""
+    from prefect.exceptions import ObjectNotFound
+
+    with api(f"read flow run {flow_run_id}"), connection() as client:
+        try:
+            run = client.read_flow_run(UUID(flow_run_id))
+        except ObjectNotFound:
+            return None
+    return {
+        "type": run.state.type.value if run.state else None,
+        "name": run.state.name if run.state else "unknown",
+    }
+
+
+__all__ = [
+    "REQUEST_ARTIFACT",
+    "paused",
+    "read_request",
+    "record_decision",
+    "record_stray",
+    "request_key",
+    "resume",
+    "write_request",
+]

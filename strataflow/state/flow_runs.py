@@ -41,12 +41,40 @@ def tag_flow_run(flow_run_id: str | None, tags: list[str]) -> None:
 
 
 def flow_run_url(flow_run_id: str | None) -> str | None:
+    """The run's page in the Prefect UI (PREFECT_UI_URL, else the API URL without /api)."""
     if not flow_run_id:
         return None
-    from prefect.settings import PREFECT_UI_URL
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
 
     base = PREFECT_UI_URL.value()
-    return f"{base}/runs/flow-run/{flow_run_id}" if base else None
+    if not base:
+        api = str(PREFECT_API_URL.value() or "")
+        base = api[: -len("/api")] if api.endswith("/api") else None
+    return f"{str(base).rstrip('/')}/runs/flow-run/{flow_run_id}" if base else None
+
+
+def parent_flow_run(flow_run_id: str) -> dict[str, Any] | None:
+    """The flow run that started ``flow_run_id`` as a subflow (its id, flow name, state), or None."""
+    with api(f"read the parent of flow run {flow_run_id}"), connection() as client:
+        run = client.read_flow_run(UUID(flow_run_id))
+        if run.parent_task_run_id is None:
+            return None
+        task_run = client.read_task_run(run.parent_task_run_id)
+        if task_run.flow_run_id is None:
+            return None
+        parent = client.read_flow_run(task_run.flow_run_id)
+        flow = client.read_flow(parent.flow_id)
+    return {
+        "id": str(parent.id),
+        "flow": flow.name,
+        "state": parent.state.type.value if parent.state else None,
+    }
+
+
+def deployment_parameters(deployment_id: str) -> dict[str, Any]:
+    """The default parameters of a deployment (what it was made for)."""
+    with api(f"read deployment {deployment_id}"), connection() as client:
+        return dict(client.read_deployment(UUID(deployment_id)).parameters or {})
 
 
 class ProgressArtifact:
@@ -100,4 +128,11 @@ class ProgressArtifact:
             client.update_artifact(self._artifact_id, ArtifactUpdate(data=round(percent, 1)))
 
 
-__all__ = ["ProgressArtifact", "flow_run_url", "read_flow_run", "tag_flow_run"]
+__all__ = [
+    "ProgressArtifact",
+    "deployment_parameters",
+    "flow_run_url",
+    "parent_flow_run",
+    "read_flow_run",
+    "tag_flow_run",
+]

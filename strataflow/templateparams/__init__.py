@@ -6,8 +6,9 @@ Pure: no cloud SDK, no subprocess, no Prefect. The API::
     read_arm(path) -> TemplateParameters              # ARM JSON (comments, trailing commas) or .bicep
     read_terraform(module_dir) -> TemplateParameters  # variable blocks of *.tf / *.tf.json
     read(backend, path) -> TemplateParameters         # one of the above by backend name
-    check(declared, given, *, backend=None, root=None) -> list[Issue]
+    check(declared, given, *, backend=None, root=None, unknown=None) -> list[Issue]
     secure_names(declared) -> frozenset[str]
+    cache.read(backend, path) -> TemplateParameters   # read() once per content, kept on disk too
 
 ``TemplateParameters`` holds the ``Declared`` parameters in declaration order; an
 unreadable template raises ``TemplateParamsError`` (``.file``, ``.line``, ``.column``).

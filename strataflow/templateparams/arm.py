@@ -50,6 +50,21 @@ def read_arm(path: Path | str) -> TemplateParameters:
     return TemplateParameters("arm", path, tuple(declared), (path,))
 
 
+def load_template_document(path: Path | str) -> dict[str, Any]:
+    """The whole ARM JSON template at ``path`` (comments and trailing commas accepted, as Azure reads it).
+
+    Raises ``TemplateParamsError`` when it is not a JSON object, or is Bicep (compile it with
+    ``bicep build`` first: this reader runs no program).
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".bicep":
+        raise TemplateParamsError("is Bicep; only ARM JSON is read here (compile it with `bicep build`)", path)
+    template = jsonpos.load(jsonpos.read_text(path), path)
+    if not isinstance(template, dict):
+        raise TemplateParamsError("is not an ARM template: the top level is not a JSON object", path, 1, 1)
+    return template
+
+
 def _number(spec: dict[str, Any], key: str, name: str, path: Path, line: int) -> int | None:
     value = spec.get(key)
     if value is None:

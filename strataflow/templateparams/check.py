@@ -297,12 +297,14 @@ def check(
     *,
     backend: str | None = None,
     root: Path | str | None = None,
+    unknown: Callable[[Any], bool] | None = None,
 ) -> list[Issue]:
     """Issues with ``given`` (name -> value) against ``declared``: unknown names and bad values in ``given``'s order, then missing ones.
 
     ``backend``, when passed, must be the backend the template was read for (a guard
     against checking Terraform variables with ARM rules); ``root`` shortens the paths in
-    messages to be relative to it.
+    messages to be relative to it; ``unknown`` says which other values are not known yet
+    (a plan's ``(known after apply)``): like references, their values are not checked.
     """
     if backend is not None and backend != declared.backend:
         raise ValueError(f"parameters read for {declared.backend} cannot be checked as {backend}")
@@ -314,7 +316,7 @@ def check(
             checker.unknown(name)
             continue
         values[d.name] = value
-        if value is not None and not has_reference(value):
+        if value is not None and not has_reference(value) and not (unknown is not None and unknown(value)):
             _VALUE_CHECKS[declared.backend](checker, d, value)
     for d in declared.parameters:
         if not d.required:

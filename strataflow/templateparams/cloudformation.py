@@ -149,6 +149,20 @@ def read_cloudformation(path: Path | str) -> TemplateParameters:
     return TemplateParameters("cloudformation", path, tuple(declared), (path,))
 
 
+def load_template_document(path: Path | str) -> dict[str, Any]:
+    """The whole CloudFormation template at ``path`` as plain mappings (scalars as their source text).
+
+    YAML with short-form tags or JSON, read as ``read_cloudformation`` reads it; raises
+    ``TemplateParamsError`` (with the line) when it is not a template. Pure: for readers of
+    the whole template, such as the cost estimate.
+    """
+    path = Path(path)
+    template = _load(jsonpos.read_text(path), path)
+    if not isinstance(template, dict):
+        raise TemplateParamsError("is not a CloudFormation template: the top level is not a mapping", path, 1, 1)
+    return template
+
+
 def _declared(name: str, spec: Any, position: tuple[int, int], path: Path) -> Declared:
     line, column = position
     if not isinstance(spec, dict):

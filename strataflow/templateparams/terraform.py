@@ -16,14 +16,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-import hcl2
-from lark.exceptions import LarkError, UnexpectedInput
-
 from strataflow.templateparams import jsonpos, tftypes
 from strataflow.templateparams.jsonpos import Lines, PosDict
 from strataflow.templateparams.model import Declared, TemplateParameters, TemplateParamsError
 
-_OPTIONS = hcl2.SerializationOptions(strip_string_quotes=True, with_comments=False, preserve_heredocs=False)
 _LABEL = r'(?m)^[ \t]*variable[ \t]+("{name}"|{name})[ \t]*\{{'
 _HIDDEN = re.compile(r"(?ms)/\*.*?\*/|<<-?([A-Za-z_][\w-]*)[ \t]*\n.*?^[ \t]*\1[ \t]*$")
 
@@ -47,8 +43,13 @@ def module_files(module_dir: Path) -> list[Path]:
 
 
 def _hcl_variables(path: Path, text: str) -> list[tuple[str, dict[str, Any], tuple[int, int] | None]]:
+    # python-hcl2 (and lark under it) costs ~150 ms to import and build its parser: only when a .tf file is read
+    import hcl2
+    from lark.exceptions import LarkError, UnexpectedInput
+
+    options = hcl2.SerializationOptions(strip_string_quotes=True, with_comments=False, preserve_heredocs=False)
     try:
-        data = hcl2.loads(text, serialization_options=_OPTIONS)
+        data = hcl2.loads(text, serialization_options=options)
     except UnexpectedInput as exc:
         line, column = exc.line, exc.column
         source = text.splitlines()

@@ -1,11 +1,14 @@
-"""Config directories for the pure-core tests: a small valid sample, random DAGs, the corpus."""
+"""Config directories: a small valid sample, platforms of command components, random DAGs, the corpus."""
 
 from __future__ import annotations
 
 import random
+import shutil
 import textwrap
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -79,12 +82,15 @@ SAMPLE_ENVIRONMENTS = {
 }
 
 SAMPLE_FILES = {
-    "templates/aws/network.yaml": "Resources: {}\n",
-    "templates/azure/network.json": "{}\n",
-    "templates/aws/clusters.yaml": "Resources: {}\n",
-    "modules/dns/main.tf": 'output "zone" { value = "example.com" }\n',
+    "templates/aws/network.yaml": "Parameters:\n  VpcCidr: {Type: String}\nResources: {}\n",
+    "templates/azure/network.json": '{"parameters": {"addressPrefix": {"type": "string"}}}\n',
+    "templates/aws/clusters.yaml": (
+        "Parameters:\n  SubnetIds: {Type: CommaDelimitedList}\n  NodeCount: {Type: Number, Default: 1}\nResources: {}\n"
+    ),
+    "modules/dns/main.tf": 'variable "zone" {\n  type = string\n}\n\noutput "zone" { value = "example.com" }\n',
     "scripts/smoke.sh": "#!/bin/sh\necho '{}'\n",
 }
+"""The sample's templates and module: each declares the parameters the sample gives it (validation checks them)."""
 
 
 def write_tree(root: Path, files: Mapping[str, str | bytes]) -> Path:
@@ -153,3 +159,50 @@ def expected_lines(case: Path) -> tuple[list[str], list[str]]:
     """A case's substrings that must appear, and those (marked ``!``) that must not."""
     lines = [line for line in (case / "expected.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
     return [line for line in lines if not line.startswith("!")], [line[1:] for line in lines if line.startswith("!")]
+
+
+def unique(prefix: str = "r") -> str:
+    """A fresh environment name (tests share one Prefect server)."""
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+def write_platform(
+    root: Path, components: dict[str, Any], environments: dict[str, Any], files: dict[str, str] | None = None
+) -> Path:
+    """A config directory: ``components.yaml``, ``environments/<name>.yaml`` and extra ``files``."""
+    (root / "environments").mkdir(parents=True, exist_ok=True)
+    (root / "components.yaml").write_text(yaml.safe_dump({"components": components}, sort_keys=False))
+    for name, body in environments.items():
+        (root / "environments" / f"{name}.yaml").write_text(yaml.safe_dump(body or {}) if body else "{}\n")
+    for relative, text in (files or {}).items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def command(apply: str, depends_on: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+    """A ``command`` component."""
+    found: dict[str, Any] = {"backend": "command", "apply": apply, **extra}
+    if depends_on:
+        found["depends_on"] = depends_on
+    return found
+
+
+def marked(name: str, marks: Path, before: str = "", after: str = "") -> str:
+    """A command that appends a line to ``marks/<name>`` when it has done its work."""
+    return f"{before}{'; ' if before else ''}echo $STRATA_ENV >> {marks / name}{'; ' if after else ''}{after}"
+
+
+def count(marks: Path, name: str) -> int:
+    path = marks / name
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def sample_project(tmp_path: Path) -> Path:
+    """A copy of the sample project: config/ (with its blueprints) and prefect.yaml."""
+    root = tmp_path / "project"
+    repository = CORPUS.parents[1]
+    shutil.copytree(repository / "config", root / "config", ignore=shutil.ignore_patterns(".terraform"))
+    shutil.copy(repository / "prefect.yaml", root / "prefect.yaml")
+    return root

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-
-def unique(prefix: str = "t") -> str:
-    return f"{prefix}{uuid.uuid4().hex[:8]}"
+from tests.support.configs import unique
 
 
 def promotion_platform(root: Path, *, approval_timeout: str = "10m", fail: str | None = None) -> dict[str, str]:
@@ -26,7 +23,7 @@ def promotion_platform(root: Path, *, approval_timeout: str = "10m", fail: str |
     def command(name: str) -> dict[str, Any]:
         apply = f"echo {name} $STRATA_ENV >> {log}; echo '{{\"id\": \"{name}-'$STRATA_ENV'\"}}'"
         if name == fail:
-            apply = f"if [ -e FAIL ]; then echo {name} broke >&2; exit 3; fi; {apply}"
+            apply = f"if [ -e {root / 'FAIL'} ]; then echo {name} broke >&2; exit 3; fi; {apply}"
         return {"backend": "command", "apply": apply, "outputs": "json", "version": "1.0.0"}
 
     components = {

@@ -159,7 +159,7 @@ def _http_ok(url: str) -> bool:
         return False
 
 
-def wait_until(
+def wait_for_service(
     what: str,
     check: Callable[[], bool],
     service: Service | None = None,
@@ -314,7 +314,7 @@ def prefect_server(home: Path, database_url: str, env: Mapping[str, str], cwd: P
     )
     service.url = f"http://127.0.0.1:{port}/api"
     try:
-        wait_until("the Prefect API to answer", lambda: _http_ok(f"{service.url}/health"), service)
+        wait_for_service("the Prefect API to answer", lambda: _http_ok(f"{service.url}/health"), service)
         yield service
     finally:
         service.stop()
@@ -325,7 +325,7 @@ def prefect_worker(pool: str, env: Mapping[str, str], cwd: Path, log: Path) -> I
     """`prefect worker start --pool POOL`, waiting until the pool shows it online."""
     service = spawn("prefect worker", ["prefect", "worker", "start", "--pool", pool], env, cwd, log)
     try:
-        wait_until("the worker to start", lambda: "started!" in _tail(log, 200), service)
+        wait_for_service("the worker to start", lambda: "started!" in _tail(log, 200), service)
         yield service
     finally:
         service.stop()

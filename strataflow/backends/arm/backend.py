@@ -28,6 +28,13 @@ Retry-After (``ArmBackend(polling_interval=...)`` or ``$STRATA_ARM_POLLING_INTER
 Every Azure SDK exception is mapped in ``support.azure_errors``; transient ones (429, 5xx,
 dropped connections) are retried by ``_call`` with backoff, on top of the SDK's own bounded
 retry policy (which honours Retry-After).
+
+A cancelled run (``strataflow/cancel.py``) makes no new call: ``_call`` checks the token first,
+and the long-running operations carry a request hook that refuses every request once it is
+set (the SDK poller's own polls included, so its thread ends). Their waits are slices of
+``POLL_SLICE`` seconds with the token checked between them; when it is set the wait raises
+Cancelled saying the deployment (or deletion) was left running: Azure carries on with it,
+strataflow does not cancel it, and ``--resume`` finishes the work.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ from azure.mgmt.resource.deployments.models import (
     DeploymentWhatIfSettings,
 )
 
+from strataflow import cancel
 from strataflow.backends.arm import ArmImpl
 from strataflow.backends.arm.support import (
     DEFAULT_ENDPOINT,
@@ -72,6 +80,7 @@ from strataflow.config import AzureTarget
 from strataflow.errors import (
     AccountMismatch,
     BackendError,
+    Cancelled,
     CommandTimeout,
     DeploymentFailed,
     TemplateError,
@@ -80,7 +89,44 @@ from strataflow.errors import (
 
 SUBSCRIPTIONS_API_VERSION = "2022-12-01"
 POLLING_ENV = "STRATA_ARM_POLLING_INTERVAL"
+POLL_SLICE = 0.5
+"""Seconds between looks at the run's cancellation while waiting for a long-running operation."""
 T = TypeVar("T")
+
+
+class _Refused(Cancelled):
+    """The request hook refused to send a request: the run is cancelled."""
+
+
+def _refusing(token: cancel.Token) -> Callable[[Any], None]:
+    """A request hook (``raw_request_hook``) that sends nothing once ``token`` is cancelled."""
+
+    def hook(request: Any) -> None:
+        del request
+        if token.cancelled():
+            raise _Refused(f"{token.reason}; the request was not sent")
+
+    return hook
+
+
+def _waited(poller: Any, token: cancel.Token, timeout: float | None, stopped: Callable[[str], Cancelled]) -> bool:
+    """Wait for ``poller``: True when it is done, False at ``timeout``; ``stopped(status)`` is raised when cancelled.
+
+    The poller's thread re-raises its own failure here, as ``LROPoller.wait`` does.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        while not poller.done():
+            if token.cancelled():
+                raise stopped(str(poller.status()))
+            remaining = POLL_SLICE if deadline is None else min(POLL_SLICE, deadline - time.monotonic())
+            if remaining <= 0:
+                return False
+            poller.wait(remaining)
+        poller.wait(0)  # what ended the poller's thread, if it failed
+    except _Refused:  # the hook refused the poller's next poll
+        raise stopped(str(poller.status())) from None
+    return True
 
 
 def deployment_name(run: ComponentRun) -> str:
@@ -136,7 +182,14 @@ class ArmBackend:
             run,
             clients,
             "validating the template",
-            lambda: clients.deploy.deployments.begin_validate(group, deployment_name(run), deployment).result(),
+            lambda: self._through(
+                run,
+                "validating the template",
+                clients.deploy.deployments.begin_validate,
+                group,
+                deployment_name(run),
+                deployment,
+            ),
         )
         run.log(f"what-if of {deployment_name(run)} in {group}")
         changes = self._what_if(run, clients, group, template, parameters)
@@ -160,16 +213,30 @@ class ArmBackend:
         )
         run.log(f"deploying {deployment_name(run)} into {group} (Incremental)")
         started = time.monotonic()
+        token = cancel.current()
         poller = self._call(
             run,
             clients,
             "starting the deployment",
-            lambda: clients.deploy.deployments.begin_create_or_update(group, deployment_name(run), deployment),
+            lambda: clients.deploy.deployments.begin_create_or_update(
+                group, deployment_name(run), deployment, raw_request_hook=_refusing(token)
+            ),
         )
+
+        def stopped(status: str) -> Cancelled:
+            name = deployment_name(run)
+            return Cancelled(
+                f"{run.component}: deployment {name} in resource group {group} was left {status}: strataflow "
+                f"stopped waiting for it ({token.reason}) and did not cancel it; Azure carries on with it. Watch it "
+                f"(az deployment group show -g {group} -n {name}), then `strata apply {run.env} --cloud azure "
+                "--resume`",
+                env=run.env,
+                component=run.component,
+            )
+
         try:
             with azure_errors(run, "deploying", clients.secrets):
-                poller.wait(run.timeout)
-                if not poller.done():
+                if not _waited(poller, token, run.timeout, stopped):
                     raise CommandTimeout(
                         f"{run.component}: deployment {deployment_name(run)} still running after {run.timeout:g} s",
                         env=run.env,
@@ -202,7 +269,9 @@ class ArmBackend:
                 run,
                 clients,
                 "deleting the resource group",
-                lambda: clients.resources.resource_groups.begin_delete(group).result(),
+                lambda: self._through(
+                    run, "deleting the resource group", clients.resources.resource_groups.begin_delete, group
+                ),
             )
             return Outcome(changes=1, summary=[f"- Delete Microsoft.Resources/resourceGroups/{group}"])
         deployment = self._deployment(run, clients, group)
@@ -218,7 +287,13 @@ class ArmBackend:
             run,
             clients,
             "deleting the deployment record",
-            lambda: clients.deploy.deployments.begin_delete(group, deployment_name(run)).result(),
+            lambda: self._through(
+                run,
+                "deleting the deployment record",
+                clients.deploy.deployments.begin_delete,
+                group,
+                deployment_name(run),
+            ),
         )
         return Outcome(changes=len(lines), summary=lines, no_changes=not lines)
 
@@ -275,9 +350,29 @@ class ArmBackend:
 
     # --- helpers -----------------------------------------------------------------------
 
+    @staticmethod
+    def _through(run: ComponentRun, doing: str, begin: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``begin(*args, **kwargs)`` (a long-running operation) waited for to its result; stopped when cancelled."""
+        token = cancel.current()
+        poller = begin(*args, raw_request_hook=_refusing(token), **kwargs)
+
+        def stopped(status: str) -> Cancelled:
+            return Cancelled(
+                f"{run.component}: {doing} was left {status}: strataflow stopped waiting for it ({token.reason}) "
+                f"and did not cancel it; Azure carries on with it. Run `strata {run.action} {run.env} --cloud azure "
+                "--resume` once it is over",
+                env=run.env,
+                component=run.component,
+            )
+
+        _waited(poller, token, None, stopped)
+        return poller.result()
+
     def _call(self, run: ComponentRun, clients: Clients, doing: str, fn: Callable[[], T]) -> T:
-        """``fn()`` with Azure errors mapped, retrying transient ones with backoff (bounded)."""
+        """``fn()`` with Azure errors mapped, retrying transient ones with backoff (bounded); none once cancelled."""
+        token = cancel.current()
         for attempt in range(1, self.attempts + 1):
+            token.raise_if_cancelled(f"{doing} ({run.component})")
             try:
                 with azure_errors(run, doing, clients.secrets):
                     return fn()
@@ -287,7 +382,10 @@ class ArmBackend:
                 delay = exc.retry_after if exc.retry_after is not None else self.backoff * 2 ** (attempt - 1)
                 delay = min(delay, self.max_backoff)
                 run.log(f"{exc.message}; retrying in {delay:.1f} s (attempt {attempt + 1} of {self.attempts})")
-                time.sleep(delay)
+                if token.wait(delay):
+                    raise Cancelled(
+                        f"{exc.message}; not retried: {token.reason}", env=run.env, component=run.component
+                    ) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _connect(self, run: ComponentRun) -> tuple[Clients, AzureTarget]:
@@ -380,7 +478,13 @@ class ArmBackend:
             run,
             clients,
             f"deleting {short(resource_id)}",
-            lambda: clients.resources.resources.begin_delete_by_id(resource_id, api_version=api_version).result(),
+            lambda: self._through(
+                run,
+                f"deleting {short(resource_id)}",
+                clients.resources.resources.begin_delete_by_id,
+                resource_id,
+                api_version=api_version,
+            ),
         )
 
     def _what_if(
@@ -399,7 +503,9 @@ class ArmBackend:
             run,
             clients,
             "what-if",
-            lambda: clients.deploy.deployments.begin_what_if(group, deployment_name(run), request).result(),
+            lambda: self._through(
+                run, "what-if", clients.deploy.deployments.begin_what_if, group, deployment_name(run), request
+            ),
         )
         raw = result.as_dict()
         if raw.get("error"):

@@ -6,11 +6,15 @@ This module is the backend's spec (pure); ``backend.py`` holds the boto3 operati
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
 
 from strataflow.backends.registry import BackendSpec, Implementation, SourcePath
+
+if TYPE_CHECKING:
+    from strataflow.templateparams.model import TemplateParameters
 
 
 class CloudFormationImpl(Implementation):
@@ -21,6 +25,13 @@ class CloudFormationImpl(Implementation):
         default_factory=lambda: ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
     )
     tags: dict[str, str] = Field(default_factory=dict)
+
+    name_fields: ClassVar[dict[str, str]] = {"stack_name": "stack"}
+
+    def template_parameters(self, root: Path) -> TemplateParameters:
+        from strataflow.templateparams import cache
+
+        return cache.read("cloudformation", root / self.template)
 
     def source_paths(self) -> list[SourcePath]:
         return [SourcePath("template", self.template, "file")]

@@ -11,6 +11,13 @@ Emulators (moto) fail a resource synchronously inside CreateStack and leave the 
 CREATE_IN_PROGRESS: that is a ``DeploymentFailed`` and the stack is deleted, as AWS's rollback
 would. Without ListImports importers are found in the other stacks' templates; without drift
 detection ``drift`` answers ``supported=False``.
+
+A cancelled run (``strataflow/cancel.py``) makes no new call: each one checks the token first,
+and botocore's ``before-send`` checks it again (so botocore's own retries stop too). Waits
+(a stack settling, a change set, drift detection, a retry's backoff) sleep on the token and
+wake at once. A stack being created, updated or deleted is left as it is, neither deleted nor
+rolled back: CloudFormation carries on, and ``Cancelled`` says in which state it was left and
+that ``--resume`` waits for it to settle and takes it from there.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from typing import Any
 from botocore import xform_name
 from botocore.config import Config
 
+from strataflow import cancel
 from strataflow.backends.base import ComponentRun, Drift, Outcome, mask
 from strataflow.backends.cloudformation import CloudFormationImpl
 from strataflow.backends.cloudformation.clients import (
@@ -38,6 +46,7 @@ from strataflow.backends.cloudformation.clients import (
     validated_templates,
     verified_accounts,
 )
+from strataflow.backends.cloudformation.drift import parameter_drift
 from strataflow.backends.cloudformation.support import (
     Json,
     Missing,
@@ -46,12 +55,13 @@ from strataflow.backends.cloudformation.support import (
     Standing,
     Unsupported,
     change_line,
+    for_emulator,
+    import_name,
     load_template,
     result_of,
     says_no_changes,
     stack_outputs,
     standing,
-    substitute,
     template_imports,
     translated,
 )
@@ -59,6 +69,7 @@ from strataflow.config import AwsTarget
 from strataflow.errors import (
     AccountMismatch,
     BackendError,
+    Cancelled,
     CommandTimeout,
     DeploymentFailed,
     ResourceBusy,
@@ -70,6 +81,21 @@ MAX_TEMPLATE_BODY = 51_200
 """Bytes CloudFormation accepts inline; larger templates go through the template bucket."""
 _CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=10, read_timeout=60)
 _STACK_TYPE = "AWS::CloudFormation::Stack"
+_DOING: dict[StackAction, str] = {"create": "creating", "update": "updating", "delete": "deleting"}
+
+
+def _refuse_when_cancelled(**kwargs: Any) -> None:
+    """botocore's ``before-send``: no request leaves once the calling thread's run is cancelled (retries included)."""
+    del kwargs
+    token = cancel.current()
+    if token.cancelled():
+        raise Cancelled(f"{token.reason}; the request was not sent")
+
+
+def _fenced(aws: Any) -> Any:
+    """``aws`` (a cached boto3 client) with the cancellation check on every request it sends (registered once)."""
+    aws.meta.events.register("before-send", _refuse_when_cancelled, unique_id="strata-cancel")
+    return aws
 
 
 # --- one operation on one stack -------------------------------------------------------
@@ -88,6 +114,7 @@ class _Op:
         default_poll = 0.2 if self.target.endpoint_url else 2.0
         self.poll = default_poll if backend.poll_interval is None else backend.poll_interval
         self.timeout = float(run.timeout or self.impl.timeout or backend.wait_timeout)
+        self.token = cancel.current()
         self._body: str | None = None
 
     def log(self, line: str) -> None:
@@ -98,17 +125,19 @@ class _Op:
         attempts, base = max(1, self.backend.attempts), self.backend.backoff
         emulator = bool(self.target.endpoint_url)
         for attempt in range(1, attempts + 1):
+            self.token.raise_if_cancelled(f"{operation} on {subject or self.name}")
             try:
                 with translated(operation, subject=subject or self.name, secrets=self.secrets, emulator=emulator):
-                    method = getattr(client(service, self.target, self.run.credentials), xform_name(operation))
-                    return dict(method(**kwargs))
+                    aws = _fenced(client(service, self.target, self.run.credentials))
+                    return dict(getattr(aws, xform_name(operation))(**kwargs))
             except BackendError as exc:
                 exc.context.update(self.context)
                 if not exc.retryable or attempt == attempts:
                     raise
                 delay = min(base * 2 ** (attempt - 1), 30.0) + random.uniform(0, base)  # noqa: S311 - jitter
                 self.log(f"{exc}; retrying in {delay:.1f} s (attempt {attempt + 1} of {attempts})")
-                time.sleep(delay)
+                if self.token.wait(delay):
+                    raise Cancelled(f"{exc}; not retried: {self.token.reason}", **self.context) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     def pages(self, operation: str, key: str, **kwargs: Any) -> Iterator[Any]:
@@ -130,8 +159,15 @@ class _Op:
         return self._body
 
     def template(self) -> dict[str, str]:
-        """TemplateBody, or TemplateURL after uploading a template over 51,200 bytes to the template bucket."""
+        """TemplateBody, or TemplateURL after uploading a template over 51,200 bytes to the template bucket.
+
+        An emulator (an ``endpoint_url``: the sandbox's moto) gets the template strataflow parsed, as
+        JSON: moto cannot read YAML short tags with mapping operands (``!GetAZs {Ref: ...}``). AWS
+        gets the template as written.
+        """
         body, bucket = self.body(), self.target.template_bucket
+        if self.target.endpoint_url:
+            body = json.dumps(for_emulator(load_template(body), self.target.region), separators=(",", ":"), default=str)
         if len(body.encode()) <= MAX_TEMPLATE_BODY:
             return {"TemplateBody": body}
         if not bucket:
@@ -196,7 +232,12 @@ class _Op:
             if time.monotonic() > deadline:
                 raise ResourceBusy(f"another operation holds stack {self.name}: {stack['StackStatus']}", **self.context)
             self.log(f"{stack['StackStatus']} {self.name}: waiting for another operation to finish")
-            time.sleep(self.poll)
+            if self.token.wait(self.poll):
+                raise Cancelled(
+                    f"stack {self.name} is {stack['StackStatus']} (another operation holds it): stopped waiting for it "
+                    f"({self.token.reason}); nothing was changed",
+                    **self.context,
+                )
             stack = self.describe(stack["StackId"])
         return None if stack is None or standing(stack["StackStatus"]) is Standing.GONE else stack
 
@@ -216,12 +257,23 @@ class _Op:
         return fresh[::-1]
 
     def wait(self, stack_id: str, action: StackAction, known: set[str]) -> tuple[Json, list[Json]]:
-        """Poll until the stack settles, logging its events; raise unless ``action`` succeeded."""
+        """Poll until the stack settles, logging its events; raise unless ``action`` succeeded.
+
+        Cancelled: it stops at once, between polls or before the next call, and raises
+        ``left``: the stack stays as CloudFormation has it.
+        """
         deadline = time.monotonic() + self.timeout
         seen: list[Json] = []
+        status = f"{action.upper()}_IN_PROGRESS"  # what the operation just accepted made it
         while True:
-            stack = self.describe(stack_id) or {"StackId": stack_id, "StackStatus": "DELETE_COMPLETE"}
-            for event in self.events(stack_id, known):
+            try:
+                self.token.raise_if_cancelled(f"polling stack {self.name}")
+                stack = self.describe(stack_id) or {"StackId": stack_id, "StackStatus": "DELETE_COMPLETE"}
+                status = stack["StackStatus"]
+                fresh = self.events(stack_id, known)
+            except Cancelled:
+                raise self.left(action, status) from None
+            for event in fresh:
                 seen.append(event)
                 status, why = event["ResourceStatus"], event.get("ResourceStatusReason")
                 reason = f": {why}" if why and "FAILED" in status else ""
@@ -235,7 +287,20 @@ class _Op:
                     "carries on: look at its events, then apply again",
                     **self.context,
                 )
-            time.sleep(self.poll)
+            if self.token.wait(self.poll):
+                raise self.left(action, stack["StackStatus"])
+
+    def left(self, action: StackAction, status: str) -> Cancelled:
+        """The run was cancelled while CloudFormation worked on the stack: say where it was left, and what to do."""
+        command = "destroy" if action == "delete" else "apply"
+        return Cancelled(
+            f"stack {self.name} was left {status}: strataflow stopped waiting while CloudFormation was "
+            f"{_DOING[action]} it ({self.token.reason}), and neither deleted nor rolled it back; CloudFormation "
+            f"carries on with it. Watch it (aws cloudformation describe-stack-events --stack-name {self.name}), "
+            f"then `strata {command} {self.run.env} --cloud aws --resume`, which waits for it to settle and goes on "
+            "from there",
+            **self.context,
+        )
 
     def reason(self, events: list[Json], stack: Mapping[str, Any]) -> str:
         """The first failing resource's reason (the later ones are 'cancelled'), else the stack's; masked."""
@@ -269,16 +334,11 @@ class _Op:
         return Outcome(no_changes=True, outputs=stack_outputs(stack))
 
     def parameter_drift(self, stack: Mapping[str, Any]) -> list[str]:
-        """Stack parameters someone changed behind strataflow's back (an update-stack by hand)."""
+        """Stack parameters someone changed behind strataflow's back (an update-stack by hand), by meaning;
+        the values of secret and NoEcho ones are never shown (``drift.parameter_drift``)."""
         deployed = {p["ParameterKey"]: p.get("ParameterValue") for p in stack.get("Parameters", [])}
-        lines = []
-        for key, value in sorted(self.run.parameters.items()):
-            text = as_text(value)
-            if value is None or KNOWN_AFTER_APPLY in text or key not in deployed or deployed[key] == "****":
-                continue  # unknown yet, not a stack parameter, or NoEcho
-            if deployed[key] != text:
-                lines.append(f"parameter {key} ({_STACK_TYPE}): applied {text!r}, deployed {deployed[key]!r}")
-        return lines
+        declared = load_template(self.body()).get("Parameters") or {}
+        return parameter_drift(self.run.parameters, deployed, declared, self.secrets)
 
     def same_as_deployed(self, stack: Mapping[str, Any], args: Json) -> bool:
         """Template, parameters and tags but the flow run's equal the stack's: UpdateStack would only retag it."""
@@ -352,15 +412,19 @@ class _Op:
         for other in self.pages("DescribeStacks", "Stacks"):
             if other["StackId"] == own_id or standing(other["StackStatus"]) in (Standing.GONE, Standing.STILLBORN):
                 continue
-            body = self.call("GetTemplate", StackName=other["StackId"]).get("TemplateBody")
             values = {p["ParameterKey"]: str(p.get("ParameterValue")) for p in other.get("Parameters", [])}
             values |= {"AWS::StackName": other["StackName"], "AWS::Region": self.target.region}
-            for name in template_imports(body if isinstance(body, dict) else load_template(str(body))):
-                sub = name.get("Fn::Sub") if isinstance(name, dict) else None
-                text = substitute(sub, values) if sub else name
-                if isinstance(text, str) and text in exports:
-                    found.append(str(other["StackName"]))
-                    break
+            try:
+                body = self.call("GetTemplate", StackName=other["StackId"]).get("TemplateBody")
+                names = list(template_imports(body if isinstance(body, dict) else load_template(str(body))))
+            except (BackendError, ValueError) as exc:
+                raise DeploymentFailed(
+                    f"stack {self.name} cannot be destroyed safely: the template of stack {other['StackName']} "
+                    f"cannot be read to see whether it imports {self.name}'s exports ({exc})",
+                    **self.context,
+                ) from exc
+            if any(import_name(name, values) in exports for name in names):
+                found.append(str(other["StackName"]))
         return sorted(found)
 
     def preview(self, status: str | None, unknown: list[str]) -> Outcome:
@@ -388,7 +452,12 @@ class _Op:
             while found["Status"] not in ("CREATE_COMPLETE", "FAILED"):
                 if time.monotonic() > deadline:
                     raise CommandTimeout(f"{self.name}: change set still {found['Status']}", **self.context)
-                time.sleep(self.poll)
+                if self.token.wait(self.poll):
+                    raise Cancelled(
+                        f"{self.name}: stopped waiting for change set {name} ({self.token.reason}); it is left "
+                        "as it is (a plan changes nothing)",
+                        **self.context,
+                    )
                 found = self.call("DescribeChangeSet", ChangeSetName=created["Id"])
             reason = str(found.get("StatusReason") or "")
             if found["Status"] == "FAILED" and says_no_changes(reason):
@@ -509,7 +578,10 @@ class CloudFormationBackend:
         while status["DetectionStatus"] == "DETECTION_IN_PROGRESS":
             if time.monotonic() > deadline:
                 raise CommandTimeout(f"drift detection of stack {op.name} took over {op.timeout:.0f} s", **op.context)
-            time.sleep(op.poll)
+            if op.token.wait(op.poll):
+                raise Cancelled(
+                    f"drift detection of stack {op.name}: stopped waiting ({op.token.reason})", **op.context
+                )
             status = op.call("DescribeStackDriftDetectionStatus", StackDriftDetectionId=detection)
         filters = {"StackResourceDriftStatusFilters": ["MODIFIED", "DELETED"]}
         drifts = op.pages("DescribeStackResourceDrifts", "StackResourceDrifts", StackName=stack["StackId"], **filters)

@@ -174,8 +174,13 @@ def _from_client_error(
 # --- templates ------------------------------------------------------------------------
 
 
+_UNPREFIXED = frozenset(("Ref", "Condition"))
+"""The short forms whose long form has no ``Fn::`` prefix."""
+
+
 class _TemplateLoader(yaml.SafeLoader):
-    """CloudFormation YAML: any short-form ``!Tag value`` loads as ``{"Fn::Tag": value}`` (``!Ref``: ``Ref``)."""
+    """CloudFormation YAML: any short-form ``!Tag value`` loads as ``{"Fn::Tag": value}`` (``!Ref``: ``Ref``,
+    ``!Condition``: ``Condition``, as their long forms are spelt)."""
 
 
 def _short_form(loader: _TemplateLoader, suffix: str, node: yaml.Node) -> Json:
@@ -188,7 +193,7 @@ def _short_form(loader: _TemplateLoader, suffix: str, node: yaml.Node) -> Json:
         value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
     if suffix == "GetAtt" and isinstance(value, str):
         value = value.split(".", 1)
-    return {"Ref" if suffix == "Ref" else f"Fn::{suffix}": value}
+    return {suffix if suffix in _UNPREFIXED else f"Fn::{suffix}": value}
 
 
 _TemplateLoader.add_multi_constructor("!", _short_form)
@@ -217,6 +222,38 @@ def template_imports(value: Any) -> Iterator[Any]:
 def substitute(text: str, values: Mapping[str, str]) -> str:
     """``text`` with each ``${Name}`` of an Fn::Sub replaced from ``values`` (unknown names stay)."""
     return re.sub(r"\$\{([^}!]+)\}", lambda m: values.get(m.group(1), m.group(0)), text)
+
+
+def for_emulator(value: Any, region: str) -> Any:
+    """The parsed template as an emulator evaluates it right: ``Fn::GetAZs`` of the stack's region given literally
+    (moto reads ``{"Fn::GetAZs": {"Ref": "AWS::Region"}}`` as the text of the mapping)."""
+    if isinstance(value, list):
+        return [for_emulator(item, region) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {"Fn::GetAZs"} and value["Fn::GetAZs"] in ("", {"Ref": "AWS::Region"}):
+        return {"Fn::GetAZs": region}
+    return {key: for_emulator(item, region) for key, item in value.items()}
+
+
+def import_name(name: Any, values: Mapping[str, str]) -> Any:
+    """The export name an ``Fn::ImportValue`` operand evaluates to: text, ``Fn::Sub``, ``Fn::Join``, ``Ref``."""
+    if isinstance(name, str):
+        return name
+    if not isinstance(name, dict) or len(name) != 1:
+        return None
+    (function, operand), = name.items()
+    if function == "Ref":
+        return values.get(str(operand))
+    if function == "Fn::Sub":
+        text = operand[0] if isinstance(operand, list) and operand else operand
+        extra = operand[1] if isinstance(operand, list) and len(operand) > 1 and isinstance(operand[1], dict) else {}
+        resolved = {**values, **{k: import_name(v, values) for k, v in extra.items()}}
+        return substitute(str(text), {k: str(v) for k, v in resolved.items() if v is not None})
+    if function == "Fn::Join" and isinstance(operand, list) and len(operand) == 2 and isinstance(operand[1], list):
+        parts = [import_name(part, values) for part in operand[1]]
+        return None if any(p is None for p in parts) else str(operand[0]).join(str(p) for p in parts)
+    return None
 
 
 def change_line(change: Mapping[str, Any]) -> str:

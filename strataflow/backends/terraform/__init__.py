@@ -8,11 +8,15 @@ module directory make up its source, and the per-environment ``terraform:`` sett
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from strataflow.backends.registry import BackendSpec, Implementation, SourcePath
+
+if TYPE_CHECKING:
+    from strataflow.templateparams.model import TemplateParameters
 
 GENERATED_FILES = re.compile(r"^(terraform\.tfstate.*|\.terraform\.tfstate\.lock\.info|.*\.tfplan|strata\..*|\.strata-.*)$")
 """Files in a module directory that are terraform's working files or strataflow's, never the source."""
@@ -21,6 +25,11 @@ GENERATED_FILES = re.compile(r"^(terraform\.tfstate.*|\.terraform\.tfstate\.lock
 class TerraformImpl(Implementation):
     backend: Literal["terraform"]
     module: str = Field(description="Module directory, relative to the config directory.")
+
+    def template_parameters(self, root: Path) -> TemplateParameters:
+        from strataflow.templateparams import cache
+
+        return cache.read("terraform", root / self.module)
 
     def source_paths(self) -> list[SourcePath]:
         return [SourcePath("module", self.module, "dir")]

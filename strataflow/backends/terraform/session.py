@@ -1,9 +1,20 @@
 """One terraform operation on one component's working copy: the CLI found, the copy synced, calls streamed.
 
 A ``Session`` owns ``<state_dir>/terraform/<env>/<cloud>/<component>``: it copies the module in
-(its source as the spec defines it), writes the parameters and the backend configuration to
-files of mode 0600, runs ``init``/``validate`` only when something changed, and runs the CLI
-through ``strataflow.backends.process`` with the run's deadline, mapping failures to errors.
+(its source as the spec defines it), writes the backend configuration to a file of mode 0600,
+runs ``init``/``validate`` only when something changed, and runs the CLI through
+``strataflow.backends.process`` with the run's deadline, mapping failures to errors.
+
+The parameters (secrets among them) are in ``strata.auto.tfvars.json`` only while a command
+that reads them runs: it is written (0600) before and removed after. After every command the
+working copy is made the user's alone (no permission for group or others). The manifest of
+files copied in is checked before anything it names is deleted: relative paths inside the
+working copy, never through a link, never terraform's or strataflow's own files.
+
+A cancelled run (``strataflow/cancel.py``) starts no terraform command, and interrupts the one
+running: its process group gets SIGINT (terraform stops what it does, saves its state and
+releases its state lock; a resource it was creating is tainted, replaced by the next apply),
+then SIGKILL ``kill_grace`` seconds later if it is still running; the call raises Cancelled.
 """
 
 from __future__ import annotations
@@ -22,11 +33,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from strataflow import cancel
 from strataflow.backends import process
 from strataflow.backends.base import ComponentRun, mask
-from strataflow.backends.terraform import TerraformSettings
-from strataflow.errors import BackendError, CommandTimeout, DeploymentFailed, ResourceBusy, TemplateError
-from strataflow.paths import strata_home
+from strataflow.backends.terraform import GENERATED_FILES, TerraformSettings
+from strataflow.errors import BackendError, Cancelled, CommandTimeout, DeploymentFailed, ResourceBusy, TemplateError
+from strataflow.paths import PRIVATE_DIR, private_dir, private_tree, strata_home, write_private
 
 TFVARS = "strata.auto.tfvars.json"
 BACKEND_FILE = "strata.backend.json"
@@ -36,6 +48,8 @@ LOCK_INFO = ".terraform.tfstate.lock.info"
 DIGEST_FILE = ".strata-init"
 MANIFEST_FILE = ".strata-files.json"
 LOCK_SUMMARY = "Error acquiring the state lock"
+READS_VARIABLES = frozenset({"plan", "apply", "destroy", "refresh", "import", "console"})
+"""Commands that evaluate the module's variables: the parameters file exists only while they run."""
 
 _INSTALL = {
     "terraform": "install Terraform >= 1.4 from https://developer.hashicorp.com/terraform/install",
@@ -239,19 +253,28 @@ class Session:
         module = self.run.path
         if not module.is_dir():
             raise TemplateError(f"terraform module directory {module} does not exist", **self.context)
-        self.workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._make_workdir()
+        (self.workdir / TFVARS).unlink(missing_ok=True)  # left by a run that was killed
         digest = self._sync(module)
-        _write_private(self.workdir / TFVARS, json.dumps(self.run.parameters, indent=2, sort_keys=True, default=str))
         config = settings_of(self.run).backend_config
         if config:
-            _write_private(self.workdir / BACKEND_FILE, json.dumps(config, indent=2, sort_keys=True, default=str))
+            write_private(self.workdir / BACKEND_FILE, json.dumps(config, indent=2, sort_keys=True, default=str))
         digest.update(json.dumps([self.cli.name, self.cli.version, config], sort_keys=True, default=str).encode())
         marker = self.workdir / DIGEST_FILE
         if marker.is_file() and marker.read_text().strip() == digest.hexdigest():
             return
         self._init()
         self._validate()
-        marker.write_text(digest.hexdigest() + "\n")
+        write_private(marker, digest.hexdigest() + "\n")
+
+    def _make_workdir(self) -> None:
+        """The working copy and the directories above it up to ``terraform/``, all ``0700``."""
+        self.workdir.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+        top = self.workdir.parents[2]  # <root>/terraform
+        for folder in (self.workdir, *self.workdir.parents[:3]):
+            private_dir(folder)
+            if folder == top:
+                break
 
     def _sync(self, module: Path) -> Any:
         """Copy the module's files into the working copy; returns a digest of what was copied."""
@@ -263,19 +286,34 @@ class Session:
             digest.update(relative.encode() + b"\0" + hashlib.sha256(content).digest())
             target = self.workdir / relative
             if not target.is_file() or target.read_bytes() != content:
-                target.parent.mkdir(parents=True, exist_ok=True)
+                target.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
                 target.write_bytes(content)
-                shutil.copymode(source, target)
+                target.chmod(source.stat().st_mode & 0o700 | 0o600)  # its owner bits (a script stays executable)
             copied.append(relative)
         manifest = self.workdir / MANIFEST_FILE
-        try:
-            previous = set(json.loads(manifest.read_text()))
-        except (OSError, ValueError, TypeError):
-            previous = set()
-        for stale in previous - set(copied):
+        for stale in sorted(self._manifest(manifest) - set(copied)):
             (self.workdir / stale).unlink(missing_ok=True)
-        manifest.write_text(json.dumps(copied, indent=1))
+        write_private(manifest, json.dumps(copied, indent=1))
         return digest
+
+    def _manifest(self, manifest: Path) -> set[str]:
+        """The files the last sync copied in: only entries that name a file of the module inside the working copy."""
+        try:
+            entries = json.loads(manifest.read_text())
+        except (OSError, ValueError):
+            return set()
+        if not isinstance(entries, list):
+            self.log(f"warning: {manifest} is not a list of paths; ignored")
+            return set()
+        root = self.workdir.resolve()
+        kept: set[str] = set()
+        for entry in entries:
+            problem = _manifest_problem(entry, self.workdir, root)
+            if problem:
+                self.log(f"warning: {manifest} names {entry!r}, which {problem}; it is not deleted")
+            else:
+                kept.add(str(entry))
+        return kept
 
     def _init(self) -> None:
         args = ["init", "-input=false", "-no-color", *(["-json"] if self.cli.init_json else [])]
@@ -308,9 +346,12 @@ class Session:
         remaining = None if self.deadline is None else self.deadline - time.monotonic()
         if remaining is not None and remaining <= 0:
             raise self._timeout(args[0])
+        token = cancel.current()
+        token.raise_if_cancelled(f"{self.cli.name} {args[0]} of {self.run.component}")
         self.log(f"$ {self.cli.name} {' '.join(args)}")
         messages: list[dict[str, Any]] = []
         out: list[str] = []
+        parameters = self.workdir / TFVARS
 
         def on_line(line: str) -> None:
             out.append(line)
@@ -324,17 +365,27 @@ class Session:
             else:
                 self._log_message(message)
 
-        finished = process.run(
-            [self.cli.path, *args],
-            cwd=self.workdir,
-            env=self.env,
-            timeout=remaining,
-            grace=self.kill_grace,
-            on_stdout=on_line,
-        )
+        try:
+            if args[0] in READS_VARIABLES:
+                text = json.dumps(self.run.parameters, indent=2, sort_keys=True, default=str)
+                write_private(parameters, text)
+            finished = process.run(
+                [self.cli.path, *args],
+                cwd=self.workdir,
+                env=self.env,
+                timeout=remaining,
+                grace=self.kill_grace,
+                on_stdout=on_line,
+                token=token,
+            )
+        finally:
+            parameters.unlink(missing_ok=True)  # secrets never stay on disk after the command
+            private_tree(self.workdir)  # terraform's own files (state, .terraform/) are the user's alone
         for line in finished.stderr:
             if line.strip():
                 self.log(line)
+        if finished.cancelled:
+            raise self._cancelled(args[0], token, killed=finished.killed)
         if finished.timed_out:
             raise self._timeout(args[0])
         stderr = "".join(f"{line}\n" for line in finished.stderr)
@@ -355,6 +406,20 @@ class Session:
         return CommandTimeout(
             f"{self.run.component}: {self.cli.name} {command} ran past the {self.timeout:g}s timeout and was stopped",
             timeout=self.timeout,
+            **self.context,
+        )
+
+    def _cancelled(self, command: str, token: cancel.Token, *, killed: bool) -> Cancelled:
+        if killed:
+            left = (
+                f"it did not stop within {self.kill_grace:g}s and was killed: its state may be behind what it "
+                f"changed, and a remote state lock may be held (`{self.cli.name} force-unlock` in {self.workdir})"
+            )
+        else:
+            left = "it stopped, saved its state and released its state lock"
+        return Cancelled(
+            f"{self.run.component}: {self.cli.name} {command} was interrupted ({token.reason}): {left}; "
+            "apply again to finish (a resource it was creating is tainted and will be replaced)",
             **self.context,
         )
 
@@ -401,11 +466,26 @@ class Session:
         )
 
 
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(path, 0o600)
+def _manifest_problem(entry: Any, workdir: Path, root: Path) -> str | None:
+    """Why a manifest entry must not be deleted, or None when it names a copied module file."""
+    if not isinstance(entry, str) or not entry or "\0" in entry:
+        return "is not a path"
+    relative = Path(entry)
+    if relative.is_absolute() or entry.startswith(("/", "\\")):
+        return "is absolute"
+    if ".." in relative.parts or "." in entry.split("/"):
+        return "leaves the working copy (..)"
+    if relative.parts[0] in (".terraform", ".git") or any(GENERATED_FILES.match(part) for part in relative.parts):
+        return "is one of terraform's or strataflow's own files"
+    try:
+        parent = (workdir / relative).parent.resolve()
+    except OSError:
+        return "cannot be resolved"
+    if parent != root and root not in parent.parents:
+        return "is reached through a link to outside the working copy"
+    if (workdir / relative).is_dir() and not (workdir / relative).is_symlink():
+        return "is a directory"
+    return None
 
 
 def _parse_line(line: str) -> dict[str, Any] | None:

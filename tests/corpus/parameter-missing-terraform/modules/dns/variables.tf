@@ -1,0 +1,8 @@
+variable "zone" {
+  type = string
+}
+
+variable "ttl" {
+  type    = number
+  default = 300
+}
