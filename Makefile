@@ -6,6 +6,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export STRATA_HOME ?= $(HOME)/.strataflow
+# pytest-xdist workers for `make test`: each has its own Prefect server and sandboxes, and the
+# tests wait on servers and subprocesses more than they compute, so 3 suit 2 cores.
+# TEST_WORKERS=0 runs them in this one process.
+TEST_WORKERS ?= 3
 
 .PHONY: demo test test-fast bench lint typecheck clean stop
 
@@ -21,10 +25,10 @@ demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" ./scripts/demo.sh
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

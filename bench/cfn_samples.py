@@ -129,7 +129,7 @@ _Loader.add_multi_constructor("!", _tag)
 def read(path: Path) -> dict[str, Any] | None:
     """The template in ``path`` (YAML with short tags or JSON), or None when it is neither."""
     try:
-        data = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=_Loader)  # noqa: S506 - a SafeLoader
+        data = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=_Loader)
     except (yaml.YAMLError, UnicodeDecodeError, ValueError):
         return None
     return data if isinstance(data, dict) else None
@@ -163,7 +163,7 @@ def skip_reason(template: dict[str, Any] | None) -> tuple[str, str] | None:
     found = {str(item) for item in _walk(template) if isinstance(item, str)}
     if "Fn::Transform" in found:
         return MACRO, "Fn::Transform (a macro or AWS::Include)"
-    if any(text.startswith("Fn::Rain::") or text.startswith("Rain::") for text in found):
+    if any(text.startswith(("Fn::Rain::", "Rain::")) for text in found):
         return RAIN, "Rain directives (expanded by `rain pkg`)"
     return None
 
@@ -249,8 +249,8 @@ def _from_regex(parsed: Any, extra: int) -> str:
 
 def pattern_examples(pattern: str) -> list[str]:
     """Strings ``pattern`` may match, one per branch of its top-level alternation and repeat length."""
-    from re import _parser as sre  # type: ignore[attr-defined]
     from re import _constants as c  # type: ignore[attr-defined]
+    from re import _parser as sre  # type: ignore[attr-defined]
 
     try:
         parsed = sre.parse(pattern)
@@ -330,7 +330,7 @@ def _marker(value: str) -> str:
     if value.startswith("arn:"):
         service = value.split(":")[2]
         return ":role" if service == "iam" else f":{service}:"
-    return value.split("-")[0] + "-" if "-" in value else "\0"
+    return value.split("-", maxsplit=1)[0] + "-" if "-" in value else "\0"
 
 
 AWS_TYPES = {
@@ -540,7 +540,7 @@ class Bench:
     def reset(self, seed: str) -> tuple[dict[str, str], str]:
         """Moto emptied, the setup objects created again; they, and where moto's log is now."""
         request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")
-        with urllib.request.urlopen(request, timeout=30):  # noqa: S310 - our own moto on 127.0.0.1
+        with urllib.request.urlopen(request, timeout=30):
             pass
         return setup_objects(self.aws, seed), str(self.log.stat().st_size if self.log.exists() else 0)
 
@@ -601,9 +601,25 @@ class Bench:
         stage = "create" if "CreateStack" in calls else "validate" if "ValidateTemplate" in calls else "before"
         if "HTTP 500" in error:
             error += f" [{self.moto_error(since) or 'no exception in the moto log'}]"
+            lacking = self.public_ssm_lacking(template)
+            if lacking:  # moto answers a missing public parameter with an AttributeError
+                error += f" [moto lacks the public SSM parameter {', '.join(lacking)}]"
         checked, control = self.direct(path, template, index)
         category = categorise(template, stage, error, checked, control)
         return Outcome(relative, "failed", _one_line(error), category, _one_line(control or checked or ""), missing=missing)
+
+    def public_ssm_lacking(self, template: dict[str, Any]) -> list[str]:
+        """The public (``/aws/...``) SSM parameters the template's parameters default to that moto does not hold."""
+        lacking = []
+        for raw in (template.get("Parameters") or {}).values():
+            spec = raw if isinstance(raw, dict) else {}
+            name = str(spec.get("Default") or "")
+            if str(spec.get("Type", "")).startswith("AWS::SSM::Parameter::Value<") and name.startswith("/aws/"):
+                try:
+                    self.aws["ssm"].get_parameter(Name=name)
+                except self.aws["ssm"].exceptions.ParameterNotFound:
+                    lacking.append(name)
+        return lacking
 
     def missing(self, stack: str, expected: list[str]) -> list[str]:
         """The expected logical ids the stack does not hold, created, with a physical id."""

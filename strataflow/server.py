@@ -317,7 +317,7 @@ def _start_sandbox(cloud: str) -> dict[str, Any]:
     env = {**os.environ}
     if cloud == "aws":
         url = f"http://127.0.0.1:{port}"
-        process = _spawn("sandbox-aws", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], env)
+        process = _spawn("sandbox-aws", [sys.executable, "-m", "strataflow.sandbox.aws", "-H", "127.0.0.1", "-p", str(port)], env)
         _wait_healthy("sandbox-aws", process, url, "/moto-api/")
         info: dict[str, Any] = {"url": url, "pid": process.pid}
     elif cloud == "azure":

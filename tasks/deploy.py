@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, cast
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -13,8 +12,8 @@ from prefect.states import Completed, Failed
 
 from blocks.credentials import load_credentials
 from strataflow import runner, state
-from strataflow.state.secrets import read_secret
 from strataflow.runner import Job, Result
+from strataflow.state.secrets import read_secret
 
 
 @task(cache_policy=NO_CACHE, persist_result=False, task_run_name="{action}-{component}")

@@ -9,7 +9,7 @@ record is still the apply that was checked.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -17,12 +17,12 @@ from prefect.context import TaskRunContext
 
 from blocks.credentials import load_credentials
 from strataflow import state
-from strataflow.state.secrets import read_secret
 from strataflow.backends import registry
 from strataflow.backends.base import Drift, mask
 from strataflow.errors import StrataError
 from strataflow.records import ComponentRecord
 from strataflow.runner import Job, drift_record, resolve_run
+from strataflow.state.secrets import read_secret
 
 
 @task(cache_policy=NO_CACHE, persist_result=False)

