@@ -499,8 +499,10 @@ class TestDestroy:
         assert backend.exists(run) is False
 
     def test_destroy_of_a_missing_stack_is_no_changes(self, tmp_path: Path, backend: CloudFormationBackend) -> None:
-        """Destroying what does not exist is a no-changes result."""
-        assert backend.destroy(make_run(tmp_path, PARAMETER_TEMPLATE)).no_changes is True
+        """Destroying what does not exist is a no-changes result that says the stack does not exist."""
+        outcome = backend.destroy(make_run(tmp_path, PARAMETER_TEMPLATE))
+        assert outcome.no_changes is True
+        assert outcome.summary == ["stack strata-dev-settings does not exist: nothing to destroy"]
 
     def test_destroy_refused_while_exports_are_imported(self, tmp_path: Path, backend: CloudFormationBackend) -> None:
         """A stack whose export another stack imports is not deleted; the error names the importer."""

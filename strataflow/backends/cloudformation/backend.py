@@ -542,7 +542,7 @@ class CloudFormationBackend:
         op = _Op(self, run)
         stack = op.settled()
         if stack is None:
-            return Outcome(no_changes=True)
+            return Outcome(no_changes=True, summary=[f"stack {op.name} does not exist: nothing to destroy"])
         op.check_account()
         importers = op.importers(stack)
         if importers:
