@@ -201,7 +201,7 @@ def record_write_diagnostic(h: Harness, results: Results, n: int, seed: int, sca
     dag = synth.heavy_tailed(n, seed, scale)
     config, env = synth.write_platform(h.work / f"norecord-{n}-{seed}", dag.edges, synth.sleep_commands(dag))
     results.progress(f"scheduling: {n} components, seed {seed}, no cap, state-record write stubbed out (diagnostic)")
-    run = run_flow(h, config, env, max_parallel=n, force=True, stub_records=True)
+    run = run_flow(h, config, env, max_parallel=min(n, MAX_PARALLEL), force=True, stub_records=True)
     results.problems.extend(_check(run, dag.edges, None, f"diagnostic {n}/{seed}"))
     bound = synth.bound(dag, None)
     real = [

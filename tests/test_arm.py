@@ -150,12 +150,25 @@ class TestPlan:
     def test_plan_before_the_group_exists_lists_what_will_be_created(
         self, sandbox: ArmSandbox, backend: ArmBackend, tmp_path: Path, vnet: str
     ) -> None:
-        """Without the resource group, plan lists the group and the template's resources and creates nothing."""
-        run = make_run(sandbox, tmp_path, vnet, action="plan")
+        """Without its own resource group, plan lists the group and the template's resources and creates nothing."""
+        group = f"rg-owned-{uuid.uuid4().hex[:6]}"
+        run = make_run(sandbox, tmp_path, vnet, action="plan", resource_group=group)
         outcome = backend.plan(run)
-        group = str(run.target.resource_group)  # type: ignore[union-attr]
         assert outcome.summary[0] == f"+ Create Microsoft.Resources/resourceGroups/{group} (westeurope)"
         assert outcome.changes == 2 and not outcome.no_changes
+        assert sandbox.emulator.find_group(group) is None
+
+    def test_a_missing_shared_group_is_not_each_components_change(
+        self, sandbox: ArmSandbox, backend: ArmBackend, tmp_path: Path, vnet: str
+    ) -> None:
+        """The environment's group is every component's: plan lists only the template's resources and says so in the log."""
+        logged: list[str] = []
+        run = make_run(sandbox, tmp_path, vnet, action="plan", log=logged)
+        outcome = backend.plan(run)
+        group = str(run.target.resource_group)  # type: ignore[union-attr]
+        assert not any("resourceGroups" in line for line in outcome.summary)
+        assert outcome.changes == 1 and not outcome.no_changes
+        assert any(f"resource group {group} does not exist yet" in line for line in logged)
         assert sandbox.emulator.find_group(group) is None
 
     def test_plan_shows_what_if_lines_and_no_changes_when_nothing_changes(

@@ -165,15 +165,18 @@ class ArmBackend:
         clients, target = self._connect(run)
         self._check_subscription(run, clients, target)
         template = load_template(run)
-        group, _ = self._group(run)
+        group, owned = self._group(run)
         if has_unknown(run.parameters):
             run.log("some inputs are known only after an upstream's apply: listing the template's resources")
             lines = template_lines(template, "will be created/updated")
             return Outcome(changes=len(lines), summary=lines)
         exists = self._group_exists(run, clients, group)
         if not exists:
-            lines = [f"+ Create Microsoft.Resources/resourceGroups/{group} ({target.location})"]
-            lines += template_lines(template, "will be created")
+            lines = template_lines(template, "will be created")
+            if owned:
+                lines.insert(0, f"+ Create Microsoft.Resources/resourceGroups/{group} ({target.location})")
+            else:  # the environment's group is every component's: not one component's change, said once per run
+                run.log(f"resource group {group} does not exist yet: the first component of {run.env} to apply creates it")
             return Outcome(changes=len(lines), summary=lines)
         parameters = plain(run.parameters)
         deployment = Deployment(properties=deployment_properties(template, parameters))
