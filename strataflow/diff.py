@@ -108,7 +108,8 @@ def parameter_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> li
     """Readable lines for what changes between two resolved parameter sets."""
     if not before:
         return [f"+ {key}: {value!r}" for key, value in sorted(after.items())]
-    found = DeepDiff(dict(before), dict(after), ignore_order=True, verbose_level=2)
+    # threshold_to_diff_deeper=0: never one root-level "replaced" line when few keys are shared
+    found = DeepDiff(dict(before), dict(after), ignore_order=True, verbose_level=2, threshold_to_diff_deeper=0)
     lines = []
     for path, change in found.get("values_changed", {}).items():
         lines.append(f"~ {_path(path)}: {change['old_value']!r} -> {change['new_value']!r}")
