@@ -7,8 +7,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export STRATA_HOME ?= $(HOME)/.strataflow
 # pytest-xdist workers for `make test`: each has its own Prefect server and sandboxes, and the
-# tests wait on servers and subprocesses more than they compute, so 3 suit 2 cores.
-# TEST_WORKERS=0 runs them in this one process.
+# tests wait on servers and subprocesses more than they compute, so 3 suit 2 cores. Each worker
+# takes whole files (a module's fixtures are built once). TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 3
 
 .PHONY: demo test test-fast bench lint typecheck clean stop
@@ -25,10 +25,10 @@ demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" ./scripts/demo.sh
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=15
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not slow"
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -17,9 +17,6 @@ from azure.mgmt.resource.resources import ResourceManagementClient
 
 from strataflow.sandbox.arm import SANDBOX_SUBSCRIPTION, ArmServer, serve
 
-# its module-scoped fixtures are set up once: the whole module runs on one xdist worker
-pytestmark = pytest.mark.xdist_group("arm_sandbox_sdk")
-
 SCHEMA = "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#"
 
 

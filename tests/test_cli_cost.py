@@ -14,9 +14,6 @@ from tests.support.cli import strata
 from tests.support.configs import unique
 from tests.support.pricing import SAMPLE, T3_MEDIUM_US, ce_result, inject_ce_results
 
-# its module-scoped fixtures are set up once: the whole module runs on one xdist worker
-pytestmark = pytest.mark.xdist_group("cli_cost")
-
 CLOUDFORMATION = "network,identity,registry,clusters,observability,addons,platform"
 NODE = T3_MEDIUM_US * 730
 

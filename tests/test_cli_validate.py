@@ -16,9 +16,6 @@ import pytest
 from tests.support.cli import ROOT, strata
 from tests.support.configs import corpus_cases, dag_config, expected_lines, random_dag, sample_config
 
-# its module-scoped fixtures are set up once: the whole module runs on one xdist worker
-pytestmark = pytest.mark.xdist_group("cli_validate")
-
 CASES = corpus_cases()
 TIME_LIMIT_S = 3.0
 """Three times the target (validate and graph of 1,000 components in under a second, measured

@@ -23,9 +23,6 @@ from tests.support.cli import ROOT, strata
 from tests.support.configs import sample_project, unique
 from tests.support.services import base_env, prefect_server, run
 
-# its module-scoped fixtures are set up once: the whole module runs on one xdist worker
-pytestmark = pytest.mark.xdist_group("deployments")
-
 QA = "environments/qa.yaml"
 
 

@@ -30,7 +30,7 @@ from tests.support.prefect_api import api
 from tests.support.processes import stop_server
 from tests.support.terraform import RECORD_MODULE, terraform_path
 
-pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.xdist_group("local_server")]
+pytestmark = pytest.mark.usefixtures("prefect_api")
 
 RACY_START = """
 import json, sys

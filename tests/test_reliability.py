@@ -27,7 +27,7 @@ from tests.support.prefect_api import run_flow, statuses
 from tests.support.processes import Processes, alive
 from tests.support.waiting import wait_until
 
-pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.xdist_group("reliability")]
+pytestmark = pytest.mark.usefixtures("prefect_api")
 
 
 

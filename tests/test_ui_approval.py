@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -30,9 +29,6 @@ from tests.support.browser import (  # noqa: F401 - the fixtures, used by name
 )
 from tests.support.promotions import ok, paused, run_state
 from tests.support.releases import keyed_release_platform, status
-
-# its module-scoped fixtures are set up once: the whole module runs on one xdist worker
-pytestmark = pytest.mark.xdist_group("ui_approval")
 
 WAIT = 60.0
 """Seconds the browser waits for the UI (a shared 2-core machine is slow)."""
