@@ -106,33 +106,15 @@ class Outcome:
 # --- reading templates ------------------------------------------------------------------------
 
 
-class _Loader(yaml.SafeLoader):
-    """Any short-form tag loads as its long form: ``!Ref x`` as ``{"Ref": "x"}``, ``!Sub s`` as ``{"Fn::Sub": s}``."""
-
-
-def _tag(loader: _Loader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    if suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {"Ref" if suffix == "Ref" else "Condition" if suffix == "Condition" else f"Fn::{suffix}": value}
-
-
-_Loader.add_multi_constructor("!", _tag)
-
-
 def read(path: Path) -> dict[str, Any] | None:
-    """The template in ``path`` (YAML with short tags or JSON), or None when it is neither."""
+    """The template in ``path`` (YAML with short tags or JSON, read as strataflow reads it), or None when it is neither."""
+    from strataflow.backends.cloudformation.support import load_template
+    from strataflow.errors import TemplateError
+
     try:
-        data = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=_Loader)
-    except (yaml.YAMLError, UnicodeDecodeError, ValueError):
+        return load_template(path.read_text(encoding="utf-8-sig"))
+    except (TemplateError, UnicodeDecodeError, ValueError):
         return None
-    return data if isinstance(data, dict) else None
 
 
 def _walk(value: Any) -> Any:
