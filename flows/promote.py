@@ -105,7 +105,9 @@ def promote(
     else:
         assert src is not None and source is not None
         src_records = state.latest_components(source, cloud, names, sandbox)
-        on_sandbox = None if sandbox else state.latest_components(source, cloud, names, True)
+        # the sandbox's records only name why a component is unverified: read them only then
+        unverified = [n for n in names if not ((r := src_records.get(n)) and r.applied and r.applied.bundle)]
+        on_sandbox = state.latest_components(source, cloud, unverified, True) if unverified and not sandbox else None
         checks = [gates.promote_from(src, tgt), *gates.source_ok(source, names, src_records, on_sandbox)]
         checks += [
             gates.not_running(source, state.lock_holder_if_held(source, cloud, sandbox)),
@@ -142,7 +144,7 @@ def promote(
     by_name = {c.component: c for c in cost or []}
     for change in diff.components:
         if change.component in by_name:
-            change.cost = by_name[change.component].line().split(": ", 1)[1]
+            change.cost = by_name[change.component].change()
     budget = budget_gate(tgt, total_change(cost) if cost is not None else None)
     checks.append(budget)
     if budget_action(tgt, budget) == "refuse":

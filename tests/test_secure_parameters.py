@@ -18,7 +18,7 @@ import pytest
 
 from strataflow import resolve as resolve_module
 from strataflow.backends import registry
-from strataflow.backends.base import ComponentRun, Drift, Outcome
+from strataflow.backends.base import ComponentRun, Outcome, Untracked
 from strataflow.errors import DeploymentFailed
 from strataflow.load import load_platform
 from strataflow.records import MASK
@@ -131,7 +131,7 @@ class TestResolve:
         assert all('"Secret": {"secure": "' in text for text in seen)
 
 
-class Echo:
+class Echo(Untracked):
     """A backend that logs its parameters, prints them in its summary and outputs, and fails when told to."""
 
     def __init__(self, fail: bool = False) -> None:
@@ -145,18 +145,6 @@ class Echo:
         return Outcome(changes=1, outputs={"echo": run.parameters.get("Secret"), "plain": "ok"}, summary=[f"+ {text}"])
 
     plan = apply = destroy = _run
-
-    def outputs(self, run: ComponentRun) -> dict[str, Any]:
-        del run
-        return {}
-
-    def exists(self, run: ComponentRun) -> bool:
-        del run
-        return True
-
-    def drift(self, run: ComponentRun) -> Drift:
-        del run
-        return Drift(supported=False)
 
 
 @contextmanager

@@ -113,6 +113,23 @@ class Backend(Protocol):
     def drift(self, run: ComponentRun) -> Drift: ...
 
 
+class Untracked:
+    """The inspection half of ``Backend`` for what leaves nothing strataflow can look at (a command,
+    a test's fake): no outputs to read back, what was applied is taken to exist, drift is not detected."""
+
+    def outputs(self, run: ComponentRun) -> dict[str, Any]:
+        del run
+        return {}
+
+    def exists(self, run: ComponentRun) -> bool:
+        del run
+        return True
+
+    def drift(self, run: ComponentRun) -> Drift:
+        del run
+        return Drift(supported=False)
+
+
 def mask(text: str, secrets: Iterable[str]) -> str:
     """``text`` with every form of every secret (raw, quoted, escaped, encoded, its lines) replaced by ``***``.
 

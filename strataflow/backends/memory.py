@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from strataflow.backends import registry
-from strataflow.backends.base import ComponentRun, Drift, Outcome
+from strataflow.backends.base import ComponentRun, Outcome, Untracked
 
 OK = "ok"
 
@@ -30,7 +30,7 @@ class Hang:
 
 
 @dataclass
-class FakeBackend:
+class FakeBackend(Untracked):
     """Scripted applies; every call is recorded as ``(operation, component)``."""
 
     scripts: dict[str, list[Any]] = field(default_factory=dict)
@@ -70,13 +70,6 @@ class FakeBackend:
     def outputs(self, run: ComponentRun) -> dict[str, Any]:
         return dict(self.outputs_of.get(run.component, {}))
 
-    def exists(self, run: ComponentRun) -> bool:
-        del run
-        return True
-
-    def drift(self, run: ComponentRun) -> Drift:
-        del run
-        return Drift(supported=False)
 
 
 @contextmanager

@@ -232,11 +232,15 @@ class CostChange(BaseModel):
 
     delta: float = Field(default=0.0, description="after - before, rounded after subtracting.")
 
-    def line(self) -> str:
+    def change(self) -> str:
+        """The monthly change and why: ``+$3.00/month (NodeCount 2 -> 3)``."""
         if self.after is None:
-            return f"{self.component}: monthly change unknown ({self.error or 'nothing priced'})"
+            return f"monthly change unknown ({self.error or 'nothing priced'})"
         why = ", ".join(self.drivers) or ("new" if self.before is None else "template or prices changed")
-        return f"{self.component}: {money(self.delta, self.currency, sign=True)}/month ({why})"
+        return f"{money(self.delta, self.currency, sign=True)}/month ({why})"
+
+    def line(self) -> str:
+        return f"{self.component}: {self.change()}"
 
 
 def _drivers(side: ComponentSides) -> list[str]:

@@ -23,7 +23,7 @@ from typing import Any
 
 from strataflow import cancel, shellrefs
 from strataflow.backends import process
-from strataflow.backends.base import ComponentRun, Drift, Outcome, mask
+from strataflow.backends.base import ComponentRun, Outcome, Untracked, mask
 from strataflow.backends.command import CommandImpl
 from strataflow.errors import Cancelled, CommandTimeout, DeploymentFailed, TemplateError
 from strataflow.refs import as_text
@@ -33,7 +33,7 @@ KILL_GRACE = 5.0
 """Seconds between asking a timed-out command to stop (SIGTERM to its group) and killing the group."""
 
 
-class CommandBackend:
+class CommandBackend(Untracked):
     """Runs a component's apply, plan and destroy commands."""
 
     def apply(self, run: ComponentRun) -> Outcome:
@@ -61,19 +61,6 @@ class CommandBackend:
             return Outcome(no_changes=True, summary=["no destroy command: nothing to do"])
         self._run(run, "destroy")
         return Outcome(changes=1, summary=[f"ran: {_display(run, 'destroy')}"])
-
-    def outputs(self, run: ComponentRun) -> dict[str, Any]:
-        del run
-        return {}
-
-    def exists(self, run: ComponentRun) -> bool:
-        """A command leaves nothing strataflow can look at: what it applied is taken to exist."""
-        del run
-        return True
-
-    def drift(self, run: ComponentRun) -> Drift:
-        del run
-        return Drift(supported=False)
 
     def _run(self, run: ComponentRun, field: str, hold_last: bool = False) -> list[str]:
         """Run the command of ``field``; return its stdout lines; raise on a non-zero exit or a timeout.
